@@ -1,0 +1,99 @@
+"""One plain training loop that every lesson reuses: fit() returns a history dict, evaluate() a metrics dict."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+
+def _to(batch, device: torch.device):
+    return [t.to(device) if torch.is_tensor(t) else t for t in batch]
+
+
+@torch.no_grad()
+def predict(model: nn.Module, loader: Iterable, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits [N,C], labels [N]) for every batch (x, y) of `loader`, in eval mode."""
+    model.eval()
+    logits, labels = [], []
+    for x, y in loader:
+        x, y = _to((x, y), torch.device(device))
+        logits.append(model(x).float().cpu())  # [B,C]
+        labels.append(y.cpu())
+    if not logits:
+        raise ValueError("the loader is empty: nothing to predict")
+    return torch.cat(logits), torch.cat(labels)
+
+
+def evaluate(model: nn.Module, loader: Iterable, device: torch.device | str = "cpu",
+             loss_fn: Callable = nn.functional.cross_entropy) -> dict[str, float]:  # fmt: skip
+    """Mean loss and accuracy of a classifier over a loader of (x, y) batches."""
+    logits, labels = predict(model, loader, device)
+    return {"loss": float(loss_fn(logits, labels)), "acc": float((logits.argmax(1) == labels).float().mean())}
+
+
+def fit(
+    model: nn.Module,
+    train_loader: DataLoader,
+    val_loader: DataLoader | None = None,
+    *,
+    epochs: int = 1,
+    optimizer: torch.optim.Optimizer | None = None,
+    lr: float = 1e-3,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    loss_fn: Callable = nn.functional.cross_entropy,
+    device: torch.device | str = "cpu",
+    max_steps_per_epoch: int | None = None,
+    on_epoch_end: Callable[[int, nn.Module], None] | None = None,
+    progress: bool = True,
+    desc: str = "train",
+) -> dict[str, list[float]]:
+    """Train a classifier; return {"train_loss", "train_acc", "val_loss", "val_acc", "seconds"}, one entry per epoch.
+
+    optimizer defaults to AdamW(lr) over parameters with requires_grad; the scheduler (if any) steps once per batch.
+    """
+    from tqdm.auto import tqdm
+
+    device = torch.device(device)
+    model.to(device)
+    if optimizer is None:
+        params = [p for p in model.parameters() if p.requires_grad]
+        if not params:
+            raise ValueError("the model has no trainable parameters: unfreeze something or pass an optimizer")
+        optimizer = torch.optim.AdamW(params, lr=lr)
+    history: dict[str, list[float]] = {k: [] for k in ("train_loss", "train_acc", "val_loss", "val_acc", "seconds")}
+    steps = len(train_loader) if max_steps_per_epoch is None else min(len(train_loader), max_steps_per_epoch)
+    for epoch in range(epochs):
+        model.train()
+        start, total, correct, loss_sum = time.perf_counter(), 0, 0, 0.0
+        bar = tqdm(total=steps, desc=f"{desc} {epoch + 1}/{epochs}", leave=False, disable=not progress)
+        for step, (x, y) in enumerate(train_loader):
+            if step >= steps:
+                break
+            x, y = _to((x, y), device)
+            logits = model(x)  # [B,C]
+            loss = loss_fn(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            total += len(y)
+            correct += int((logits.argmax(1) == y).sum())
+            loss_sum += float(loss) * len(y)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss_sum / total:.3f}")
+        bar.close()
+        history["seconds"].append(time.perf_counter() - start)
+        history["train_loss"].append(loss_sum / max(total, 1))
+        history["train_acc"].append(correct / max(total, 1))
+        if val_loader is not None:
+            metrics = evaluate(model, val_loader, device, loss_fn)
+            history["val_loss"].append(metrics["loss"])
+            history["val_acc"].append(metrics["acc"])
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, model)
+    return history
