@@ -1,0 +1,82 @@
+"""Friendly exercise checks: a verdict for right answers, wrong answers, wrong types and unfinished stubs alike.
+
+A lesson's check is a small function that calls the learner's function and states what it expects:
+
+    def check_double(fn):
+        def body():
+            out = call(fn, 3)
+            expect(out == 6, f"double(3) returned {out!r}, expected 6", hint="multiply by 2")
+        return run_check("Exercise 0.1 (double)", body)
+
+`run_check` never lets a traceback escape: it prints one verdict and returns True (passed) or False.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+PASS, TODO, FAIL = "✅", "⏳", "❌"
+
+
+class CheckFailed(Exception):
+    """An answer that runs but is not right; carries the hint shown to the learner."""
+
+    def __init__(self, message: str, hint: str = ""):
+        super().__init__(message)
+        self.hint = hint
+
+
+class _LearnerError(Exception):
+    """An exception raised inside the learner's own code (wrapped by `call`)."""
+
+    def __init__(self, error: BaseException):
+        super().__init__(str(error))
+        self.error = error
+
+
+def expect(condition: bool, message: str, hint: str = "") -> None:
+    """Fail the check with `message` (and a hint) unless `condition` holds."""
+    if not condition:
+        raise CheckFailed(message, hint)
+
+
+def expect_type(value: Any, types: type | tuple[type, ...], what: str) -> None:
+    """Fail with a clear message unless `value` is an instance of `types`."""
+    if not isinstance(value, types):
+        names = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
+        raise CheckFailed(f"{what} should be a {names}, got {type(value).__name__}", hint=f"return a {names}")
+
+
+def call(fn: Callable, *args, **kwargs):
+    """Call the learner's function; a stub's NotImplementedError or any error inside it is reported, not raised."""
+    if not callable(fn):
+        raise CheckFailed(f"expected a function, got {type(fn).__name__}", hint="pass the function itself, without ()")
+    try:
+        return fn(*args, **kwargs)
+    except NotImplementedError:
+        raise
+    except Exception as e:  # the learner's code failed: report it as theirs
+        raise _LearnerError(e) from e
+
+
+def run_check(title: str, body: Callable[[], str | None]) -> bool:
+    """Run a check body and print exactly one verdict line; True when the exercise passes."""
+    try:
+        extra = body()
+    except NotImplementedError:
+        print(f"{TODO} {title}: not done yet — replace `raise NotImplementedError` with your code, then run this again.")
+        return False
+    except CheckFailed as e:
+        hint = f" Hint: {e.hint}" if e.hint else ""
+        print(f"{FAIL} {title}: not quite — {e}.{hint}")
+        return False
+    except _LearnerError as e:
+        err = e.error
+        print(f"{FAIL} {title}: your code raised {type(err).__name__}: {err}. Fix it and run the cell again.")
+        return False
+    except Exception as e:  # a bug in the check itself must still not drown the learner in a traceback
+        print(f"{FAIL} {title}: the check could not run ({type(e).__name__}: {e}). Please report this.")
+        return False
+    print(f"{PASS} {title}: correct!{' ' + extra if extra else ''}")
+    return True
