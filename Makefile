@@ -1,0 +1,62 @@
+# tlcourse — two commands do all the set-up:  `make course` (run every lesson in full mode)  and  `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
+# quiet pip, minus the harmless "Location ... is ignored" lines some mirrors print
+PIP_FILTER := 2>&1 | grep -v "^WARNING: Location" || true
+
+.PHONY: help setup assets status test lint unit course lab student clean
+
+help:
+	@echo "make course  - set up, fetch assets, execute every notebook in full mode (outputs saved in place)"
+	@echo "make test    - set up, fetch assets, ruff, unit tests and every notebook in smoke mode (nbval)"
+	@echo "make lab     - open JupyterLab on the notebooks"
+	@echo "make status  - show the asset cache"
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "== installing tlcourse and its dependencies into $(VENV) (first time: a few minutes)"
+	@$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]' $(PIP_FILTER)
+	@$(PY) -c "import torch, torchvision, timm, transformers, datasets, peft, nbval, tlcourse" \
+	  || { echo "error: the install is incomplete; see the pip messages above"; exit 1; }
+	@$(PY) -m ipykernel install --sys-prefix --name python3 > /dev/null
+	@touch $@
+
+setup: $(VENV)/.installed
+
+assets: setup
+	@echo "== fetching course assets (idempotent; verified by sha256)"
+	@$(PY) -m tlcourse.assets fetch
+
+status: setup
+	@$(PY) -m tlcourse.assets status
+
+lint: setup
+	$(PY) -m ruff check tlcourse tests notebooks
+	$(PY) -m ruff format --check tlcourse tests
+
+unit: assets
+	$(PY) -m pytest tests -q
+
+test: assets lint
+	@echo "== unit tests + every notebook in smoke mode"
+	TLCOURSE_SMOKE=1 HF_DATASETS_DISABLE_PROGRESS_BARS=1 TQDM_DISABLE=1 \
+	  $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -q -p no:cacheprovider
+
+course: assets
+	@echo "== executing $(words $(NOTEBOOKS)) notebooks in full mode (outputs saved in place)"
+	@for nb in $(NOTEBOOKS); do \
+	  echo "-- $$nb"; start=$$(date +%s); \
+	  TLCOURSE_SMOKE=0 $(PY) -m jupyter nbconvert --to notebook --execute --inplace \
+	    --ExecutePreprocessor.timeout=-1 --ExecutePreprocessor.kernel_name=python3 "$$nb" || exit 1; \
+	  echo "   done in $$(( $$(date +%s) - start )) s"; \
+	done
+	@$(PY) -m tlcourse.results readme
+	@echo "== results: results/*.json (one file per notebook) and the table in README.md"
+
+lab: assets
+	$(PY) -m jupyter lab notebooks/
+
+clean:
+	rm -rf build results/smoke
