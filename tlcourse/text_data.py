@@ -73,4 +73,6 @@ def uci_sentences(source: str):
         raise ValueError(f"unknown source {source!r}; choose one of {UCI_SOURCES}")
     rows = json.loads((assets.path("uci_sentences") / f"{source}.json").read_text(encoding="utf-8"))
     rows = [r for r in rows if r.get("class") is not None and r.get("text", "").strip()]
-    return _to_dataset(pd.DataFrame({"text": [r["text"].strip() for r in rows], "label": [int(r["class"]) for r in rows]}))
+    return _to_dataset(
+        pd.DataFrame({"text": [r["text"].strip() for r in rows], "label": [int(r["class"]) for r in rows]})
+    )

@@ -15,7 +15,9 @@ def _to(batch, device: torch.device):
 
 
 @torch.no_grad()
-def predict(model: nn.Module, loader: Iterable, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+def predict(
+    model: nn.Module, loader: Iterable, device: torch.device | str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(logits [N,C], labels [N]) for every batch (x, y) of `loader`, in eval mode."""
     model.eval()
     logits, labels = [], []
