@@ -50,7 +50,7 @@ def _read_idx(path: Path) -> np.ndarray:
         )
     ndim = raw[3]
     dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims).copy()  # writable
 
 
 def fashion_mnist(split: str = "train") -> tuple[np.ndarray, np.ndarray]:

@@ -74,7 +74,7 @@ def lite_transform(size: int = 224, train: bool = False):
 
 def to_lite_input(images: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:
     """uint8 images [N,H,W] (grey) or [N,H,W,3] (RGB) -> float tensor [N,3,size,size] normalised for EfficientNet-Lite."""
-    x = torch.as_tensor(np.asarray(images))
+    x = torch.as_tensor(np.array(images, copy=True))  # a writable copy: inputs may be read-only buffers
     if x.dtype != torch.uint8:
         raise TypeError(f"expected uint8 images in 0..255, got {x.dtype}; convert with (x * 255).astype('uint8')")
     if x.ndim == 3:  # grey [N,H,W] -> [N,H,W,3]

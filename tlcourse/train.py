@@ -85,7 +85,7 @@ def fit(
                 scheduler.step()
             total += len(y)
             correct += int((logits.argmax(1) == y).sum())
-            loss_sum += float(loss) * len(y)
+            loss_sum += loss.item() * len(y)
             bar.update(1)
             bar.set_postfix(loss=f"{loss_sum / total:.3f}")
         bar.close()

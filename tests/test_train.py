@@ -1,0 +1,46 @@
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from tlcourse import train
+from tlcourse.config import seed_everything
+
+
+def _toy(n=256):
+    g = seed_everything(0)
+    x = torch.randn(n, 4, generator=g)  # [N,4]
+    y = (x[:, 0] + x[:, 1] > 0).long()  # [N]
+    return DataLoader(TensorDataset(x, y), batch_size=32, shuffle=True, generator=g)
+
+
+def test_fit_learns_and_returns_history():
+    model = nn.Linear(4, 2)
+    loader = _toy()
+    hist = train.fit(model, loader, loader, epochs=5, lr=0.1, progress=False)
+    assert set(hist) == {"train_loss", "train_acc", "val_loss", "val_acc", "seconds"}
+    assert all(len(v) == 5 for v in hist.values())
+    assert hist["train_loss"][-1] < hist["train_loss"][0] and hist["val_acc"][-1] > 0.9
+
+
+def test_fit_options_and_errors():
+    model = nn.Linear(4, 2)
+    seen = []
+    hist = train.fit(
+        model, _toy(), epochs=2, max_steps_per_epoch=2, on_epoch_end=lambda e, m: seen.append(e), progress=False
+    )
+    assert seen == [0, 1] and hist["val_acc"] == []
+    for p in model.parameters():
+        p.requires_grad_(False)
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        train.fit(model, _toy(), epochs=1, progress=False)
+
+
+def test_evaluate_and_predict():
+    model = nn.Linear(4, 2)
+    logits, labels = train.predict(model, _toy(64))
+    assert logits.shape == (64, 2) and labels.shape == (64,)
+    m = train.evaluate(model, _toy(64))
+    assert set(m) == {"loss", "acc"} and 0 <= m["acc"] <= 1
+    with pytest.raises(ValueError, match="empty"):
+        train.predict(model, [])
