@@ -58,5 +58,8 @@ course: assets
 lab: assets
 	$(PY) -m jupyter lab notebooks/
 
+student: setup
+	$(PY) -m tlcourse.assign notebooks/ build/student/
+
 clean:
 	rm -rf build results/smoke
