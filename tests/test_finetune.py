@@ -1,0 +1,240 @@
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from tlcourse import finetune, forgetting, train
+from tlcourse.config import seed_everything
+
+
+class TinyNet(nn.Module):
+    """The shape of a timm EfficientNet (stem, 7 stages, top, classifier), a few hundred parameters."""
+
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.conv_stem, self.bn1 = nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4)
+        self.blocks = nn.Sequential(*[nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU())
+                                      for _ in range(7)])  # fmt: skip
+        self.conv_head, self.bn2 = nn.Conv2d(4, 8, 1), nn.BatchNorm2d(8)
+        self.classifier = nn.Linear(8, num_classes)
+
+    def forward(self, x):
+        x = self.bn2(self.conv_head(self.blocks(self.bn1(self.conv_stem(x)))))  # [B,8,H,W]
+        return self.classifier(x.mean((2, 3)))  # [B,C]
+
+
+def _loader(n=64, seed=0):
+    g = seed_everything(seed)
+    x = torch.randn(n, 3, 8, 8, generator=g)  # [N,3,8,8]
+    y = (x[:, 0].mean((1, 2)) > 0).long()  # [N]
+    return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=16, shuffle=True, generator=g)
+
+
+def _snapshot(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_stages_and_errors():
+    model = TinyNet()
+    parts = finetune.stages(model)
+    assert list(parts) == ["stem", *[f"block{i}" for i in range(7)], "head", "classifier"]
+    assert sum(len(finetune.stage_params(model, n)) for n in parts) == len(list(model.parameters()))
+    with pytest.raises(TypeError, match="EfficientNet"):
+        finetune.stages(nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="unknown stage"):
+        finetune.freeze_stages(model, ["block9"])
+    with pytest.raises(ValueError, match="unknown stage"):
+        finetune.stage_params(model, "nope")
+
+
+def test_parameter_groups_have_the_stated_lrs():
+    r = finetune.head_only(TinyNet(), lr=0.01)
+    assert [(g["name"], g["lr"]) for g in r.groups] == [("classifier", 0.01)]
+    model = TinyNet()
+    r = finetune.full(model, lr=0.002)
+    assert r.groups[0]["lr"] == 0.002 and len(r.groups[0]["params"]) == len(list(model.parameters()))
+    assert finetune.scratch(TinyNet(), lr=0.05).groups[0]["lr"] == 0.05
+    r = finetune.discriminative(TinyNet())
+    assert {g["name"]: g["lr"] for g in r.groups} == finetune.DISCRIMINATIVE_LRS
+    lrs = [g["lr"] for g in r.groups]
+    assert lrs == sorted(lrs) and lrs[0] < lrs[-1]  # lower for early stages
+    opt = r.optimizer()
+    assert [g["lr"] for g in opt.param_groups] == lrs  # AdamW keeps the real values, no multipliers
+    rows = r.table()
+    assert (
+        rows[0][0] == "stem" and rows[-1][1] == finetune.DISCRIMINATIVE_LRS["classifier"] and all(t for *_, t in rows)
+    )
+    with pytest.raises(ValueError, match="one learning rate per stage"):
+        finetune.discriminative(TinyNet(), {"stem": 1e-3})
+    assert set(finetune.RECIPES) == {"head only", "full (one LR)", "discriminative LRs", "progressive unfreezing",
+                                     "random init"}  # fmt: skip
+
+
+def test_frozen_params_get_no_gradient_and_do_not_change():
+    model = TinyNet()
+    recipe = finetune.head_only(model, lr=0.05)
+    assert finetune.count_params(model) == sum(p.numel() for p in model.classifier.parameters())
+    before = _snapshot(model)
+    train.fit(model, _loader(), epochs=2, optimizer=recipe.optimizer(), progress=False)
+    after = model.state_dict()
+    for k, v in before.items():
+        if k.startswith("classifier"):
+            assert not torch.equal(v, after[k]), k  # the head learned
+        else:
+            assert torch.equal(v, after[k]), k  # weights AND BatchNorm running statistics untouched
+    assert all(p.grad is None for n, p in model.named_parameters() if not n.startswith("classifier"))
+    assert not model.bn1.training  # pinned to eval although fit() called model.train()
+    finetune.unfreeze_stages(model, ["stem"])
+    model.train()
+    assert model.bn1.training and all(p.requires_grad for p in model.conv_stem.parameters())
+
+
+def test_progressive_unfreezing_schedule():
+    model = TinyNet()
+    recipe = finetune.progressive(model)
+    assert finetune.count_params(model) == sum(p.numel() for p in model.classifier.parameters())
+    seen = []
+
+    def hook(epoch, m):
+        recipe.on_epoch_end(epoch, m)
+        seen.append({n for n in finetune.stages(m) if all(p.requires_grad for p in finetune.stage_params(m, n))})
+
+    before = _snapshot(model)
+    train.fit(model, _loader(), epochs=2, optimizer=recipe.optimizer(), on_epoch_end=hook, progress=False)
+    sched = finetune.PROGRESSIVE_SCHEDULE
+    assert seen[0] == set(sched[0]) | set(sched[1]) and seen[1] == seen[0] | set(sched[2])
+    assert len(recipe.log) == 2 and "unfroze" in recipe.log[0]
+    after = model.state_dict()
+    assert torch.equal(before["conv_stem.weight"], after["conv_stem.weight"])  # still frozen after 2 epochs
+    assert not torch.equal(before["conv_head.weight"], after["conv_head.weight"])  # thawed after epoch 1, trained
+    with pytest.raises(ValueError, match="every stage exactly once"):
+        finetune.progressive(TinyNet(), schedule={0: ["classifier"]})
+
+
+def test_image_loader_shapes_and_augmentation():
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (10, 28, 28), dtype=np.uint8), np.arange(10)
+    xb, yb = next(iter(finetune.image_loader(x, y, size=32, batch_size=4)))
+    assert xb.shape == (4, 3, 32, 32) and xb.dtype == torch.float32 and yb.tolist() == [0, 1, 2, 3]
+    plain = next(iter(finetune.image_loader(x, y, 32, batch_size=10)))[0]
+    aug1 = next(iter(finetune.image_loader(x, y, 32, batch_size=10, augment=True, seed=1)))[0]
+    aug2 = next(iter(finetune.image_loader(x, y, 32, batch_size=10, augment=True, seed=1)))[0]
+    assert torch.equal(aug1, aug2) and not torch.equal(aug1, plain)  # seeded, and it changes the images
+    with pytest.raises(TypeError, match="uint8"):
+        finetune.image_loader(x.astype(np.float32), y, 32)
+
+
+def test_linear_cka_properties():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(50, 6, generator=g)  # [N,D]
+    q, _ = torch.linalg.qr(torch.randn(6, 6, generator=g))  # orthogonal [D,D]
+    assert forgetting.linear_cka(x, x) == pytest.approx(1.0)
+    assert forgetting.linear_cka(x, x @ q) == pytest.approx(1.0)
+    assert forgetting.linear_cka(x, 3.5 * x) == pytest.approx(1.0)
+    assert forgetting.linear_cka(x.numpy(), (x @ q).numpy() * 2) == pytest.approx(1.0)  # numpy works too
+    other = torch.randn(50, 6, generator=g)
+    assert 0 <= forgetting.linear_cka(x, other) < 0.5
+    assert forgetting.linear_cka(x, other) == pytest.approx(forgetting.linear_cka(other, x))
+    with pytest.raises(ValueError, match="same N"):
+        forgetting.linear_cka(x, x[:10])
+    with pytest.raises(ValueError, match="constant"):
+        forgetting.linear_cka(torch.ones(5, 2), x[:5])
+
+
+def test_stage_features_cka_and_imagenet_agreement():
+    seed_everything(0)
+    original = TinyNet(num_classes=1000).eval()
+    with torch.no_grad():
+        original.classifier.bias.zero_()  # let the features, not the biases, decide the top-1
+    x = torch.randn(40, 3, 8, 8)  # [N,3,H,W]
+    feats = forgetting.stage_features(original, x)
+    assert list(feats) == ["stem", *[f"block{i}" for i in range(7)], "head"] and feats["head"].shape == (40, 8)
+    tuned = TinyNet(num_classes=10)
+    tuned.load_state_dict({k: v for k, v in original.state_dict().items() if not k.startswith("classifier")},
+                          strict=False)  # fmt: skip
+    same = forgetting.cka_by_stage(original, tuned, x)
+    assert all(v == pytest.approx(1.0) for v in same.values())
+    assert forgetting.imagenet_agreement(original, tuned, x) == 1.0  # same backbone + original head: nothing lost
+    with torch.no_grad():
+        for p in tuned.blocks[6].parameters():
+            p.add_(3 * torch.randn_like(p))
+    moved = forgetting.cka_by_stage(original, tuned, x)
+    assert moved["block5"] == pytest.approx(1.0) and moved["block6"] < 0.99
+    assert forgetting.imagenet_agreement(original, tuned, x) < 1.0
+    assert forgetting.with_imagenet_head(tuned, original).classifier.out_features == 1000
+    assert tuned.classifier.out_features == 10  # the tuned model itself is left alone
+    with pytest.raises(ValueError, match="ImageNet head"):
+        forgetting.with_imagenet_head(tuned, TinyNet(10))
+    rng = np.random.default_rng(0)
+    photos = {
+        "a": rng.integers(0, 256, (40, 60, 3), dtype=np.uint8),
+        "b": rng.integers(0, 256, (30, 30, 3), dtype=np.uint8),
+    }
+    crops = forgetting.photo_crops(photos, crops_per_photo=3)
+    assert len(crops) == 8 and crops[0].shape == (40, 60, 3) and crops[1].shape[0] == crops[1].shape[1]
+    assert forgetting.photo_batch(crops, size=16).shape == (8, 3, 16, 16)
+
+
+def test_save_and_reload_give_identical_outputs(tmp_path):
+    from tlcourse import models
+
+    seed_everything(0)
+    model = models.load_efficientnet("lite0", pretrained=False, num_classes=10)
+    with torch.no_grad():
+        model.bn2.running_mean.add_(0.5)  # buffers must round-trip too
+    path = finetune.save_model(model, tmp_path / "sub" / "model.safetensors")
+    assert path.is_file() and not list(path.parent.glob("*.tmp"))
+    again = finetune.load_model(path, num_classes=10)
+    x = torch.randn(2, 3, 32, 32)  # [B,3,H,W]
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(model(x), again(x))
+    with pytest.raises(FileNotFoundError, match="save_model"):
+        finetune.load_model(tmp_path / "missing.safetensors")
+
+
+def test_exercise_checks(capsys):
+    from tlcourse import finetune_checks as fc
+
+    def stub(*args):
+        raise NotImplementedError
+
+    def good_lrs(names, top_lr, decay):
+        return {n: top_lr * decay ** (len(names) - 1 - i) for i, n in enumerate(names)}
+
+    def good_top(model, k):
+        names = list(finetune.stages(model))
+        finetune.freeze_stages(model, names)
+        finetune.unfreeze_stages(model, names[len(names) - 1 - k :])
+
+    def grad_only_top(model, k):  # right flags, but BatchNorm not pinned
+        names = list(finetune.stages(model))
+        for i, n in enumerate(names):
+            for p in finetune.stage_params(model, n):
+                p.requires_grad_(i >= len(names) - 1 - k)
+
+    def good_cka(x, y):
+        return forgetting.linear_cka(x, y)
+
+    def uncentred_cka(x, y):
+        return float((y.T @ x).norm() ** 2 / ((x.T @ x).norm() * (y.T @ y).norm()))
+
+    cases = [
+        (fc.check_layerwise_lrs, good_lrs, True, "✅"),
+        (fc.check_layerwise_lrs, lambda n, t, d: {k: t * d**i for i, k in enumerate(n)}, False, "❌"),
+        (fc.check_layerwise_lrs, lambda n, t, d: [t] * len(n), False, "should be a dict"),
+        (fc.check_layerwise_lrs, stub, False, "⏳"),
+        (fc.check_unfreeze_top, good_top, True, "✅"),
+        (fc.check_unfreeze_top, grad_only_top, False, "pinned"),
+        (fc.check_unfreeze_top, lambda m, k: None, False, "should be frozen"),
+        (fc.check_unfreeze_top, stub, False, "⏳"),
+        (fc.check_cka, good_cka, True, "✅"),
+        (fc.check_cka, uncentred_cka, False, "❌"),
+        (fc.check_cka, lambda x, y: "0.5", False, "one number"),
+        (fc.check_cka, lambda x, y: 1 / 0, False, "ZeroDivisionError"),
+        (fc.check_cka, stub, False, "⏳"),
+    ]
+    for check, fn, ok, text in cases:
+        assert check(fn) is ok, (check.__name__, text)
+        out = capsys.readouterr().out
+        assert text in out and out.count("\n") == 1, out

@@ -1,0 +1,250 @@
+"""Fine-tuning recipes for a timm EfficientNet: stages, freezing, optimizer parameter groups, and safe checkpoints.
+
+Each recipe is a short, explicit function returning a `Recipe`: optimizer parameter groups with their real learning
+rates (no hidden multipliers) and, for progressive unfreezing, the schedule that `fit(..., on_epoch_end=...)` applies.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from tlcourse import features, models
+
+# learning rates used by the lesson's recipes, written out in full (AdamW)
+HEAD_LR = 3e-3  # a fresh linear head on frozen features
+FULL_LR = 3e-4  # one rate for every pretrained layer and the new head
+SCRATCH_LR = 3e-3  # a randomly initialised network needs a large rate
+DISCRIMINATIVE_LRS = {  # lower for early stages: generic edges/textures should barely move
+    "stem": 2e-5,
+    "block0": 2e-5,
+    "block1": 5e-5,
+    "block2": 5e-5,
+    "block3": 1e-4,
+    "block4": 1e-4,
+    "block5": 3e-4,
+    "block6": 3e-4,
+    "head": 3e-4,
+    "classifier": 3e-3,
+}
+PROGRESSIVE_SCHEDULE = {  # epoch -> stages unfrozen at the start of that epoch (the classifier trains from epoch 0)
+    0: ["classifier"],
+    1: ["head", "block6", "block5"],
+    2: ["block4", "block3"],
+    3: ["block2", "block1", "block0", "stem"],
+}
+
+
+def stages(model: nn.Module) -> dict[str, list[nn.Module]]:
+    """The EfficientNet's parts, input to output: stem, block0..block6 (model.blocks), head (conv_head+bn2), classifier."""
+    for attr in ("conv_stem", "bn1", "blocks", "conv_head", "bn2", "classifier"):
+        if not hasattr(model, attr):
+            raise TypeError(f"expected a timm EfficientNet (models.load_efficientnet); it has no .{attr}")
+    parts = [[model.conv_stem, model.bn1], *([block] for block in model.blocks), [model.conv_head, model.bn2]]
+    out = dict(zip(features.stage_names(model), parts, strict=True))  # the names lesson 01 uses
+    out["classifier"] = [model.classifier]
+    return out
+
+
+def stage_params(model: nn.Module, name: str) -> list[nn.Parameter]:
+    """All parameters of one named stage (see `stages`)."""
+    parts = stages(model)
+    if name not in parts:
+        raise ValueError(f"unknown stage {name!r}; choose from {list(parts)}")
+    return [p for m in parts[name] for p in m.parameters()]
+
+
+def _pin_eval(module: nn.Module, _inputs) -> None:
+    module.eval()  # a frozen BatchNorm keeps normalising with its ImageNet running statistics
+
+
+def freeze(modules: list[nn.Module]) -> None:
+    """Freeze modules: no gradients, and their BatchNorm layers stay in eval mode even when fit() calls model.train()."""
+    for module in modules:
+        for p in module.parameters():
+            p.requires_grad_(False)
+        for m in module.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and not hasattr(m, "_tl_pin"):
+                m._tl_pin = m.register_forward_pre_hook(_pin_eval)
+
+
+def unfreeze(modules: list[nn.Module]) -> None:
+    """Undo `freeze`: parameters get gradients again and BatchNorm layers follow model.train()/eval() again."""
+    for module in modules:
+        for p in module.parameters():
+            p.requires_grad_(True)
+        for m in module.modules():
+            if hasattr(m, "_tl_pin"):
+                m._tl_pin.remove()
+                del m._tl_pin
+                m.train(module.training)
+
+
+def freeze_stages(model: nn.Module, names: list[str]) -> None:
+    """Freeze the named stages of an EfficientNet (see `stages`)."""
+    parts = stages(model)
+    for n in names:
+        if n not in parts:
+            raise ValueError(f"unknown stage {n!r}; choose from {list(parts)}")
+        freeze(parts[n])
+
+
+def unfreeze_stages(model: nn.Module, names: list[str]) -> None:
+    """Unfreeze the named stages of an EfficientNet (see `stages`)."""
+    parts = stages(model)
+    for n in names:
+        if n not in parts:
+            raise ValueError(f"unknown stage {n!r}; choose from {list(parts)}")
+        unfreeze(parts[n])
+
+
+def count_params(model: nn.Module, trainable_only: bool = True) -> int:
+    """Number of (trainable) parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+@dataclass
+class Recipe:
+    """A fine-tuning strategy: optimizer parameter groups (each with a real `lr`) and an optional per-epoch hook."""
+
+    name: str
+    groups: list[dict]
+    on_epoch_end: Callable[[int, nn.Module], None] | None = None
+    log: list[str] = field(default_factory=list)
+
+    def optimizer(self, weight_decay: float = 0.01) -> torch.optim.AdamW:
+        """AdamW over this recipe's parameter groups."""
+        return torch.optim.AdamW(self.groups, weight_decay=weight_decay)
+
+    def table(self) -> list[tuple[str, float, int, bool]]:
+        """(group, lr, #params, trainable now) per group, for printing."""
+        return [(g["name"], g["lr"], sum(p.numel() for p in g["params"]), any(p.requires_grad for p in g["params"]))
+                for g in self.groups]  # fmt: skip
+
+
+def head_only(model: nn.Module, lr: float = HEAD_LR) -> Recipe:
+    """Freeze everything but the new classifier; train it alone (feature extraction, trained end to end)."""
+    names = list(stages(model))
+    freeze_stages(model, names[:-1])
+    unfreeze_stages(model, ["classifier"])
+    return Recipe("head only", [{"name": "classifier", "params": stage_params(model, "classifier"), "lr": lr}])
+
+
+def full(model: nn.Module, lr: float = FULL_LR, name: str = "full (one LR)") -> Recipe:
+    """Unfreeze everything; one learning rate for all parameters."""
+    unfreeze_stages(model, list(stages(model)))
+    return Recipe(name, [{"name": "all", "params": list(model.parameters()), "lr": lr}])
+
+
+def scratch(model: nn.Module, lr: float = SCRATCH_LR) -> Recipe:
+    """Train a randomly initialised network (load it with pretrained=False): everything, one large learning rate."""
+    return full(model, lr, name="random init")
+
+
+def discriminative(model: nn.Module, lrs: dict[str, float] | None = None) -> Recipe:
+    """Unfreeze everything; one parameter group per stage with its own learning rate (lower for early stages)."""
+    lrs = dict(DISCRIMINATIVE_LRS if lrs is None else lrs)
+    names = list(stages(model))
+    if sorted(lrs) != sorted(names):
+        raise ValueError(f"give one learning rate per stage: {names}")
+    unfreeze_stages(model, names)
+    return Recipe("discriminative LRs", [{"name": n, "params": stage_params(model, n), "lr": lrs[n]} for n in names])
+
+
+class ProgressiveUnfreezing:
+    """on_epoch_end hook: after epoch e, unfreeze the stages that `schedule` lists for epoch e + 1."""
+
+    def __init__(self, schedule: dict[int, list[str]], log: list[str] | None = None):
+        self.schedule, self.log = schedule, log if log is not None else []
+
+    def __call__(self, epoch: int, model: nn.Module) -> None:
+        names = self.schedule.get(epoch + 1, [])
+        if names:
+            unfreeze_stages(model, names)
+            self.log.append(f"after epoch {epoch + 1}: unfroze {', '.join(names)} ({count_params(model):,} trainable)")
+
+
+def progressive(model: nn.Module, lrs: dict[str, float] | None = None,
+                schedule: dict[int, list[str]] | None = None) -> Recipe:  # fmt: skip
+    """Discriminative learning rates, but stages start frozen and thaw from the top down as `schedule` says."""
+    schedule = PROGRESSIVE_SCHEDULE if schedule is None else schedule
+    recipe = discriminative(model, lrs)  # every stage is in the optimizer; frozen ones simply get no gradient
+    names = list(stages(model))
+    listed = [n for epoch in sorted(schedule) for n in schedule[epoch]]
+    if sorted(listed) != sorted(names):
+        raise ValueError(f"the schedule must list every stage exactly once: {names}")
+    freeze_stages(model, [n for n in names if n not in schedule.get(0, [])])
+    recipe.name, recipe.on_epoch_end = "progressive unfreezing", ProgressiveUnfreezing(schedule, recipe.log)
+    return recipe
+
+
+RECIPES = {"head only": head_only, "full (one LR)": full, "discriminative LRs": discriminative,
+           "progressive unfreezing": progressive, "random init": scratch}  # fmt: skip
+
+
+def _shift_flip(x: torch.Tensor, gen: torch.Generator, pad: int = 2) -> torch.Tensor:
+    """Random translation by up to `pad` pixels and random horizontal flip of uint8 images [B,H,W]."""
+    b, h, w = x.shape
+    padded = nn.functional.pad(x, (pad, pad, pad, pad))  # [B,H+2p,W+2p], zero (black) border like the data
+    dy, dx = torch.randint(0, 2 * pad + 1, (2, b), generator=gen).tolist()
+    out = torch.stack([padded[i, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(b)])  # [B,H,W]
+    flip = torch.rand(b, generator=gen) < 0.5
+    out[flip] = out[flip].flip(-1)
+    return out
+
+
+def image_loader(images: np.ndarray, labels: np.ndarray, size: int, batch_size: int = 32, shuffle: bool = False,
+                 augment: bool = False, seed: int = 0) -> DataLoader:  # fmt: skip
+    """Batches (x [B,3,size,size], y [B]) from uint8 grey images [N,H,W]: resized per batch, optionally augmented."""
+    images, labels = np.asarray(images), np.asarray(labels)
+    if images.dtype != np.uint8 or images.ndim != 3:
+        raise TypeError(f"expected uint8 grey images [N,H,W], got {images.dtype} {list(images.shape)}")
+    gen = torch.Generator().manual_seed(seed)
+
+    def collate(batch):
+        x = torch.stack([b[0] for b in batch])  # [B,H,W] uint8
+        y = torch.stack([b[1] for b in batch])  # [B]
+        if augment:
+            x = _shift_flip(x, gen)
+        return models.to_lite_input(x.numpy(), size), y  # [B,3,size,size]
+
+    ds = TensorDataset(torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64)))
+    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, collate_fn=collate, generator=gen)
+
+
+def save_model(model: nn.Module, path: str | Path) -> Path:
+    """Save a model's state dict as safetensors, atomically (temp file + rename)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(state, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def load_model(path: str | Path, num_classes: int = 10, variant: str = "lite0") -> nn.Module:
+    """A fresh EfficientNet-Lite with the weights of a `save_model` file (strict; eval mode)."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no saved model at {path}; run the cell that calls finetune.save_model first")
+    model = models.load_efficientnet(variant, pretrained=False, num_classes=num_classes)
+    model.load_state_dict(load_file(str(path)), strict=True)
+    return model.eval()

@@ -1,0 +1,94 @@
+"""Catastrophic forgetting, measured: how far fine-tuning moved a backbone from its ImageNet original.
+
+Two measures on source-like images (the scikit-image photos and random crops of them):
+- linear CKA between the original's and the fine-tuned model's features, stage by stage (1 = same representation);
+- ImageNet top-1 agreement: the fine-tuned backbone with the ORIGINAL ImageNet classifier re-attached,
+  compared with the original model's top-1 class (1 = every prediction kept).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from torch import nn
+
+from tlcourse import features, models
+
+
+def linear_cka(x: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray) -> float:
+    """Linear CKA between feature matrices x [N,D1] and y [N,D2] of the same N examples (Kornblith et al. 2019)."""
+    x = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x, dtype=torch.float64)
+    y = torch.as_tensor(np.asarray(y) if not torch.is_tensor(y) else y, dtype=torch.float64)
+    if x.ndim != 2 or y.ndim != 2 or len(x) != len(y):
+        raise ValueError(f"expected two matrices [N,D1], [N,D2] with the same N, got {list(x.shape)}, {list(y.shape)}")
+    x, y = x - x.mean(0), y - y.mean(0)  # centre every feature
+    cross = (y.T @ x).norm() ** 2  # ||Y^T X||_F^2
+    denom = (x.T @ x).norm() * (y.T @ y).norm()
+    if denom == 0:
+        raise ValueError("a feature matrix is constant: CKA is undefined")
+    return float(cross / denom)
+
+
+def photo_crops(photos: dict[str, np.ndarray], crops_per_photo: int = 6, seed: int = 0) -> list[np.ndarray]:
+    """Each photo whole plus `crops_per_photo` random square crops of it (half to full side): uint8 RGB images."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for img in photos.values():
+        h, w = img.shape[:2]
+        out.append(img)
+        for _ in range(crops_per_photo):
+            side = int(min(h, w) * rng.uniform(0.5, 1.0))
+            top, left = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
+            out.append(img[top : top + side, left : left + side])
+    return out
+
+
+def photo_batch(images: list[np.ndarray], size: int = 224) -> torch.Tensor:
+    """A list of RGB uint8 images of any sizes -> one normalised batch [N,3,size,size]."""
+    return torch.cat([models.to_lite_input(np.asarray(img)[None], size) for img in images])
+
+
+@torch.no_grad()
+def stage_features(model: nn.Module, x: torch.Tensor, batch_size: int = 32) -> dict[str, torch.Tensor]:
+    """Globally average-pooled output of every stage of an EfficientNet for inputs x: {stage: [N,C]} (eval mode)."""
+    names = features.stage_names(model)
+    was_training = model.training
+    model.eval()
+    try:
+        chunks = [features.pooled_stages(model, x[s : s + batch_size], names) for s in range(0, len(x), batch_size)]
+    finally:
+        model.train(was_training)
+    return {n: torch.cat([c[n] for c in chunks]) for n in names}  # [N,C]
+
+
+def cka_by_stage(original: nn.Module, tuned: nn.Module, x: torch.Tensor) -> dict[str, float]:
+    """Linear CKA between the original's and the tuned model's pooled features at every stage, on inputs x."""
+    a, b = stage_features(original, x), stage_features(tuned, x)
+    return {n: linear_cka(a[n], b[n]) for n in a}
+
+
+def with_imagenet_head(tuned: nn.Module, original: nn.Module) -> nn.Module:
+    """A copy of the fine-tuned model wearing the original 1000-class ImageNet classifier (eval mode)."""
+    if original.classifier.out_features != 1000:
+        raise ValueError(
+            "`original` must keep its ImageNet head: load it with models.load_efficientnet(num_classes=None)"
+        )
+    model = copy.deepcopy(tuned)
+    model.classifier = copy.deepcopy(original.classifier)
+    return model.eval()
+
+
+@torch.no_grad()
+def imagenet_top1(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """ImageNet top-1 class index [N] of a 1000-class model on inputs x [N,3,H,W]."""
+    model.eval()
+    return torch.cat([model(x[s : s + 32]).argmax(1) for s in range(0, len(x), 32)])  # [N]
+
+
+def imagenet_agreement(original: nn.Module, tuned: nn.Module, x: torch.Tensor) -> float:
+    """Fraction of inputs where the tuned backbone + original ImageNet head keeps the original's top-1 class."""
+    before = imagenet_top1(original, x)  # [N]
+    after = imagenet_top1(with_imagenet_head(tuned, original), x)  # [N]
+    return float((before == after).float().mean())
