@@ -1,0 +1,162 @@
+"""Shared plots for every lesson: confusion matrix, 2-D embedding scatter, image gallery, learning and data curves.
+
+Each function draws with matplotlib and returns what it drew on (an Axes or a Figure), so a notebook can add titles
+or save the figure. Pass `ax=` to draw into a subplot of your own; otherwise a new figure is made.
+Add new general-purpose plots here (small, documented, tested); lesson-specific pictures stay in the notebook.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+
+def _axes(ax, figsize: tuple[float, float]):
+    """The given Axes, or a fresh one on a new figure."""
+    return ax if ax is not None else plt.subplots(figsize=figsize)[1]
+
+
+def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], class_names: Sequence[str] | None = None,
+                     normalize: bool = True, ax=None, title: str = "") -> plt.Axes:  # fmt: skip
+    """Confusion matrix (rows: true class, columns: predicted), as row fractions when normalize=True."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"y_true and y_pred differ in shape: {y_true.shape} vs {y_pred.shape}")
+    k = len(class_names) if class_names is not None else int(max(y_true.max(), y_pred.max())) + 1
+    cm = np.zeros((k, k), dtype=np.int64)
+    np.add.at(cm, (y_true, y_pred), 1)
+    shown = cm / np.maximum(cm.sum(1, keepdims=True), 1) if normalize else cm
+    ax = _axes(ax, (0.55 * k + 2, 0.55 * k + 1.5))
+    ax.imshow(shown, cmap="Blues", vmin=0)
+    for i in range(k):
+        for j in range(k):
+            txt = f"{shown[i, j]:.2f}".lstrip("0") if normalize else str(cm[i, j])
+            if cm[i, j]:
+                ax.text(j, i, txt, ha="center", va="center", fontsize=7,
+                        color="white" if shown[i, j] > 0.6 * shown.max() else "black")  # fmt: skip
+    names = list(class_names) if class_names is not None else [str(i) for i in range(k)]
+    ax.set_xticks(range(k), names, rotation=45, ha="right")
+    ax.set_yticks(range(k), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    return ax
+
+
+def embedding_scatter(points: np.ndarray, labels: Sequence[int], class_names: Sequence[str] | None = None,
+                      groups: Sequence[int] | None = None, group_names: Sequence[str] | None = None,
+                      ax=None, title: str = "", s: float = 4) -> plt.Axes:  # fmt: skip
+    """Scatter of 2-D points [N,2] coloured by label; optional `groups` (e.g. domain) set the marker shape."""
+    points = np.asarray(points)
+    labels = np.asarray(labels)
+    if points.ndim != 2 or points.shape[1] != 2 or len(points) != len(labels):
+        raise ValueError(f"expected points [N,2] and N labels, got {points.shape} and {len(labels)}")
+    ax = _axes(ax, (5, 5))
+    groups_arr = np.zeros(len(points), int) if groups is None else np.asarray(groups)
+    markers = "o^sDvP*X"
+    cmap = plt.get_cmap("tab10" if labels.max() < 10 else "tab20")
+    for g_i, g in enumerate(np.unique(groups_arr)):
+        for c in np.unique(labels):
+            m = (groups_arr == g) & (labels == c)
+            name = class_names[c] if class_names is not None else str(c)
+            ax.scatter(*points[m].T, s=s, color=cmap(int(c) % cmap.N), marker=markers[g_i % len(markers)],
+                       label=name if g_i == 0 else None, alpha=0.7, linewidths=0)  # fmt: skip
+    if group_names is not None:
+        for g_i, gname in enumerate(group_names):
+            ax.scatter([], [], color="grey", marker=markers[g_i % len(markers)], label=gname)
+    ax.legend(markerscale=3 if s < 10 else 1, fontsize=7, loc="best", frameon=False)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title)
+    return ax
+
+
+def tsne_2d(x: np.ndarray, seed: int = 0, perplexity: float = 30.0, pca_dims: int = 50) -> np.ndarray:
+    """t-SNE of rows of x [N,D] to [N,2] (standardised, PCA to `pca_dims` first when D is larger)."""
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+    from sklearn.preprocessing import StandardScaler
+
+    x = StandardScaler().fit_transform(np.asarray(x, np.float32).reshape(len(x), -1))  # [N,D]
+    if x.shape[1] > pca_dims:
+        x = PCA(pca_dims, random_state=seed).fit_transform(x)  # [N,pca_dims]
+    perplexity = min(perplexity, (len(x) - 1) / 3)
+    return TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(x)  # [N,2]
+
+
+def image_gallery(images: Sequence[np.ndarray], titles: Sequence[str] | None = None, ncols: int = 6,
+                  size: float = 1.6, cmap: str = "gray", suptitle: str = "") -> plt.Figure:  # fmt: skip
+    """A grid of images (grey [H,W] or RGB [H,W,3]) with an optional title above each one."""
+    n = len(images)
+    if n == 0:
+        raise ValueError("no images to show")
+    ncols = min(ncols, n)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.4 * bool(suptitle)), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(images[i], cmap=cmap if np.ndim(images[i]) == 2 else None)
+            if titles is not None:
+                ax.set_title(titles[i], fontsize=7)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def learning_curves(histories: Mapping[str, Mapping[str, Sequence[float]]] | Mapping[str, Sequence[float]],
+                    keys: Sequence[str] = ("loss", "acc")) -> plt.Figure:  # fmt: skip
+    """Train/val curves per epoch from `fit` history dicts: one panel per metric, one line style per split.
+
+    Pass one history, or {name: history} to compare runs.
+    """
+    if histories and all(not isinstance(v, Mapping) for v in histories.values()):
+        histories = {"": histories}
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.2), squeeze=False)
+    for ax, key in zip(axes[0], keys, strict=True):
+        for i, (name, h) in enumerate(histories.items()):
+            for split, style in (("train", "--"), ("val", "-")):
+                ys = h.get(f"{split}_{key}", [])
+                if len(ys):
+                    label = f"{name} {split}".strip()
+                    ax.plot(range(1, len(ys) + 1), ys, style, color=f"C{i}", label=label)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def data_efficiency_curve(curves: Mapping[str, Mapping[int | str, Sequence[float]]], full_x: float | None = None,
+                          ax=None, xlabel: str = "labelled examples per class", ylabel: str = "test accuracy",
+                          title: str = "") -> plt.Axes:  # fmt: skip
+    """Accuracy vs number of labels, log x: a mean line and a min–max band over seeds for each curve.
+
+    `curves` maps a name to {n: [acc per seed]}; a key "full" (the whole training set) is drawn at x=`full_x`.
+    """
+    ax = _axes(ax, (6, 4))
+    for i, (name, points) in enumerate(curves.items()):
+        xs = [k for k in points if k != "full"]
+        if "full" in points and full_x is not None:
+            xs.append("full")
+        x = np.array([full_x if k == "full" else k for k in xs], float)
+        accs = [np.asarray(points[k], float) for k in xs]
+        mean = np.array([a.mean() for a in accs])
+        ax.plot(x, mean, "o-", color=f"C{i}", label=name, ms=4)
+        ax.fill_between(x, [a.min() for a in accs], [a.max() for a in accs], color=f"C{i}", alpha=0.2)
+    ax.set_xscale("log")
+    ticks = sorted({k for p in curves.values() for k in p if k != "full"})
+    labels = [str(t) for t in ticks]
+    if full_x is not None:
+        ticks, labels = [*ticks, full_x], [*labels, "full"]
+    ax.set_xticks(ticks, labels)
+    ax.minorticks_off()
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(frameon=False)
+    ax.set_title(title)
+    return ax
