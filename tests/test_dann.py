@@ -1,0 +1,108 @@
+"""Tests for tlcourse.dann: gradient reversal, λ schedule, discriminator, DANN training on a toy shift, proxy A-distance."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from tlcourse import dann, domains, train
+
+
+def test_grad_reverse_is_identity_forward_and_scales_gradient_by_minus_lambda():
+    x = torch.randn(5, 3, requires_grad=True)
+    out = dann.grad_reverse(x, 0.7)
+    assert torch.equal(out, x)
+    w = torch.randn(5, 3)
+    (out * w).sum().backward()
+    assert torch.allclose(x.grad, -0.7 * w)
+
+
+def test_gradient_reversal_module_takes_lambda_per_call():
+    layer = dann.GradientReversal()
+    for lam in (0.0, 1.0, 2.5):
+        x = torch.ones(4, requires_grad=True)
+        y = layer(x, lam)
+        assert torch.equal(y, x)
+        y.sum().backward()
+        assert torch.allclose(x.grad, torch.full((4,), -lam))
+
+
+def test_dann_lambda_schedule_values():
+    assert dann.dann_lambda(0.0) == 0.0
+    assert dann.dann_lambda(0.5) == pytest.approx(2 / (1 + math.exp(-5)) - 1)
+    assert dann.dann_lambda(1.0) == pytest.approx(0.99991, abs=1e-5)
+    assert dann.dann_lambda(1.0, max_lambda=0.3) == pytest.approx(0.3 * 0.99991, abs=1e-5)
+    values = [dann.dann_lambda(p / 10) for p in range(11)]
+    assert values == sorted(values)  # monotone rising
+    assert dann.dann_lambda(0.3) == dann.dann_lambda(0.3)  # pure: no hidden counter
+    with pytest.raises(ValueError, match="progress"):
+        dann.dann_lambda(1.5)
+
+
+def test_domain_discriminator_shapes_and_reversed_gradient():
+    torch.manual_seed(0)
+    disc = dann.DomainDiscriminator(6, hidden=8)
+    feats = torch.randn(10, 6, requires_grad=True)
+    assert disc(feats, 1.0).shape == (10, 2)
+    loss = nn.functional.cross_entropy(disc(feats, 1.0), torch.zeros(10, dtype=torch.long))
+    (g_rev,) = torch.autograd.grad(loss, feats)
+    loss0 = nn.functional.cross_entropy(disc.net(feats), torch.zeros(10, dtype=torch.long))
+    (g_plain,) = torch.autograd.grad(loss0, feats)
+    assert torch.allclose(g_rev, -g_plain, atol=1e-6)
+
+
+def _toy(n: int = 200, seed: int = 0):
+    """Two domains: feature 0 carries the class in both, feature 1 only flags the domain (-1 source, +1 target)."""
+    g = torch.Generator().manual_seed(seed)
+
+    def make(domain: int):
+        y = torch.randint(0, 2, (n,), generator=g)
+        x = torch.randn(n, 4, generator=g) * 0.5  # [n,4]
+        x[:, 0] += 2.0 * y - 1.0
+        x[:, 1] = (2.0 * domain - 1.0) + 0.1 * torch.randn(n, generator=g)
+        return TensorDataset(x, y)
+
+    return make(0), make(1)
+
+
+def _net():
+    torch.manual_seed(0)
+    return domains.SplitNet(nn.Sequential(nn.Linear(4, 8), nn.ReLU()), nn.Linear(8, 2))
+
+
+def test_dann_removes_the_domain_flag_feature_on_a_toy_shift():
+    source, target = _toy()
+    src_loader = DataLoader(source, batch_size=50, shuffle=True, generator=torch.Generator().manual_seed(0))
+    tgt_loader = DataLoader(target, batch_size=50, shuffle=True, generator=torch.Generator().manual_seed(1))
+    plain = _net()
+    train.fit(plain, src_loader, epochs=40, lr=1e-2, progress=False)
+    model = _net()
+    h = dann.train_dann(model, dann.DomainDiscriminator(8, hidden=16), src_loader, tgt_loader, epochs=40, lr=1e-2,
+                        eval_loader=DataLoader(target, batch_size=200), progress=False)  # fmt: skip
+    flag_plain = plain.encoder[0].weight[:, 1].norm().item()  # how much the encoder reads the domain flag
+    flag_dann = model.encoder[0].weight[:, 1].norm().item()
+    assert flag_dann < 0.5 * flag_plain, (flag_dann, flag_plain)
+    assert h["target_acc"][-1] > 0.9  # the class feature is still used
+    assert set(h) == {"class_loss", "domain_loss", "domain_acc", "lambda", "target_acc", "seconds"}
+    assert len(h["domain_acc"]) == 40 and all(0 <= a <= 1 for a in h["domain_acc"])
+    assert h["lambda"] == sorted(h["lambda"])
+
+
+def test_train_dann_needs_encoder_and_head():
+    source, target = _toy(20)
+    with pytest.raises(TypeError, match="encoder"):
+        dann.train_dann(nn.Linear(4, 2), dann.DomainDiscriminator(2), DataLoader(source), DataLoader(target), epochs=1)
+
+
+def test_proxy_a_distance_separable_vs_identical():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(200, 5))
+    far = dann.proxy_a_distance(a, rng.normal(size=(200, 5)) + 3.0)
+    same = dann.proxy_a_distance(a, rng.normal(size=(200, 5)))
+    assert far > 1.8
+    assert same < 0.5
+    with pytest.raises(ValueError, match="same F"):
+        dann.proxy_a_distance(a, a[:, :3])

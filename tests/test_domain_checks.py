@@ -1,0 +1,41 @@
+"""Tests for tlcourse.domain_checks: right, wrong, wrong-type and unfinished answers each get a verdict, never a raise."""
+
+import numpy as np
+
+from tlcourse import domain_checks as dc
+
+
+def _stub(*args):
+    raise NotImplementedError()
+
+
+def test_reverse_gradient_check(capsys):
+    assert dc.check_reverse_gradient(lambda x, lam: x.detach() * (1 + lam) - lam * x)
+    assert not dc.check_reverse_gradient(lambda x, lam: x)  # identity: gradient +1
+    assert not dc.check_reverse_gradient(lambda x, lam: -lam * x)  # wrong forward
+    assert not dc.check_reverse_gradient(lambda x, lam: x.detach())  # no gradient
+    assert not dc.check_reverse_gradient(lambda x, lam: x.tolist())  # wrong type
+    assert not dc.check_reverse_gradient(_stub)
+    out = capsys.readouterr().out
+    assert "not done yet" in out and "✅" in out and "❌" in out
+
+
+def test_balanced_accuracy_check(capsys):
+    def right(y, p):
+        y, p = np.asarray(y), np.asarray(p)
+        return float(np.mean([(p[y == c] == c).mean() for c in np.unique(y)]))
+
+    assert dc.check_balanced_accuracy(right)
+    assert not dc.check_balanced_accuracy(lambda y, p: float(np.mean(np.asarray(y) == np.asarray(p))))  # plain accuracy
+    assert not dc.check_balanced_accuracy(lambda y, p: "0.5")
+    assert not dc.check_balanced_accuracy(lambda y, p: 1 / 0)
+    assert not dc.check_balanced_accuracy(_stub)
+    assert "ZeroDivisionError" in capsys.readouterr().out
+
+
+def test_prior_threshold_check():
+    assert dc.check_prior_threshold(lambda s, r: float(np.quantile(np.asarray(s), 1 - r)))
+    assert not dc.check_prior_threshold(lambda s, r: float(np.quantile(np.asarray(s), r)))  # wrong tail
+    assert not dc.check_prior_threshold(lambda s, r: 0.5)
+    assert not dc.check_prior_threshold(lambda s, r: [0.5])
+    assert not dc.check_prior_threshold(_stub)

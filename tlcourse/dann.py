@@ -1,0 +1,178 @@
+"""Domain-adversarial training (DANN, Ganin et al. 2016): gradient reversal, a domain discriminator, the λ schedule,
+the two-batch training step, and the proxy A-distance.
+
+The model is any module with `.encoder` (inputs -> features) and `.head` (features -> class logits), e.g.
+`tlcourse.domains.digit_cnn()`. Source-only and target-supervised baselines use `tlcourse.train.fit`; only the DANN
+step (a labelled source batch and an unlabelled target batch, two losses) lives here.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+from torch import nn
+
+
+class GradientReverse(torch.autograd.Function):
+    """Identity in the forward pass; multiplies the incoming gradient by -λ in the backward pass."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, lam: float) -> torch.Tensor:
+        ctx.lam = float(lam)
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return -ctx.lam * grad, None
+
+
+def grad_reverse(x: torch.Tensor, lam: float = 1.0) -> torch.Tensor:
+    """Apply the gradient reversal layer with coefficient λ to x."""
+    return GradientReverse.apply(x, lam)
+
+
+class GradientReversal(nn.Module):
+    """Module wrapper of the gradient reversal layer; λ is passed at call time (no hidden state or counters)."""
+
+    def forward(self, x: torch.Tensor, lam: float = 1.0) -> torch.Tensor:
+        """x unchanged; its gradient is multiplied by -lam."""
+        return grad_reverse(x, lam)
+
+
+class DomainDiscriminator(nn.Module):
+    """Small MLP that tells source (0) from target (1) features, behind a gradient reversal layer."""
+
+    def __init__(self, in_features: int, hidden: int = 100):
+        super().__init__()
+        self.grl = GradientReversal()
+        self.net = nn.Sequential(
+            nn.Linear(in_features, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, 2),
+        )
+
+    def forward(self, features: torch.Tensor, lam: float = 1.0) -> torch.Tensor:
+        """Domain logits [B,2] of features [B,F]; the encoder receives the reversed gradient scaled by lam."""
+        return self.net(self.grl(features, lam))  # [B,2]
+
+
+def dann_lambda(progress: float, gamma: float = 10.0, max_lambda: float = 1.0) -> float:
+    """λ(p) = max_lambda * (2 / (1 + exp(-gamma p)) - 1): 0 at the start, rising to ~max_lambda; p in [0, 1]."""
+    if not 0.0 <= progress <= 1.0:
+        raise ValueError(f"progress must be in [0, 1], got {progress}")
+    return max_lambda * (2.0 / (1.0 + math.exp(-gamma * progress)) - 1.0)
+
+
+def dann_lr_factor(progress: float, alpha: float = 10.0, beta: float = 0.75) -> float:
+    """The DANN paper's learning-rate annealing 1 / (1 + alpha p)^beta, a pure function of progress p in [0, 1]."""
+    if not 0.0 <= progress <= 1.0:
+        raise ValueError(f"progress must be in [0, 1], got {progress}")
+    return 1.0 / (1.0 + alpha * progress) ** beta
+
+
+def _forever(loader: Iterable):
+    while True:
+        yield from loader
+
+
+def train_dann(
+    model: nn.Module,
+    discriminator: nn.Module,
+    source_loader: Iterable,
+    target_loader: Iterable,
+    *,
+    epochs: int = 10,
+    lr: float = 1e-3,
+    optimizer: torch.optim.Optimizer | None = None,
+    max_lambda: float = 1.0,
+    anneal: bool = True,
+    device: torch.device | str = "cpu",
+    eval_loader: Iterable | None = None,
+    progress: bool = True,
+    desc: str = "dann",
+) -> dict[str, list[float]]:
+    """Train model (.encoder, .head) with DANN; one epoch = one pass over source_loader, target batches cycled.
+
+    optimizer defaults to AdamW(lr) over the model's and the discriminator's parameters. At step t of T, progress
+    p = t / T sets λ = dann_lambda(p, max_lambda) and (if anneal) lr = base lr * dann_lr_factor(p).
+
+    Returns per-epoch lists: class_loss, domain_loss, domain_acc (discriminator accuracy on both batches),
+    lambda (λ at the epoch's end), target_acc (on eval_loader, if given), seconds.
+    """
+    from tqdm.auto import tqdm
+
+    from tlcourse.train import evaluate
+
+    if not hasattr(model, "encoder") or not hasattr(model, "head"):
+        raise TypeError("model needs .encoder and .head parts (e.g. tlcourse.domains.digit_cnn())")
+    device = torch.device(device)
+    model.to(device)
+    discriminator.to(device)
+    if optimizer is None:
+        optimizer = torch.optim.AdamW(list(model.parameters()) + list(discriminator.parameters()), lr=lr)
+    base_lrs = [g["lr"] for g in optimizer.param_groups]
+    steps = len(source_loader)
+    total_steps = max(epochs * steps, 1)
+    keys = ("class_loss", "domain_loss", "domain_acc", "lambda", "target_acc", "seconds")
+    history: dict[str, list[float]] = {k: [] for k in keys}
+    targets = _forever(target_loader)
+    for epoch in range(epochs):
+        model.train()
+        discriminator.train()
+        start, sums, n = time.perf_counter(), np.zeros(3), 0
+        lam = 0.0
+        for step, (xs, ys) in enumerate(tqdm(source_loader, desc=f"{desc} {epoch + 1}/{epochs}", leave=False,
+                                             disable=not progress)):  # fmt: skip
+            xt = next(targets)[0]
+            xs, ys, xt = xs.to(device), ys.to(device), xt.to(device)
+            p = (epoch * steps + step) / total_steps
+            lam = dann_lambda(p, max_lambda=max_lambda)
+            for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
+                group["lr"] = base * (dann_lr_factor(p) if anneal else 1.0)
+            feats = model.encoder(torch.cat([xs, xt]))  # [Bs+Bt,F]
+            fs = feats[: len(xs)]  # [Bs,F]
+            class_loss = nn.functional.cross_entropy(model.head(fs), ys)
+            dom_logits = discriminator(feats, lam)  # [Bs+Bt,2]
+            dom_y = torch.cat([torch.zeros(len(xs)), torch.ones(len(xt))]).long().to(device)  # [Bs+Bt]
+            domain_loss = nn.functional.cross_entropy(dom_logits, dom_y)
+            optimizer.zero_grad(set_to_none=True)
+            (class_loss + domain_loss).backward()
+            optimizer.step()
+            dom_acc = float((dom_logits.argmax(1) == dom_y).float().mean())
+            sums += [class_loss.item(), domain_loss.item(), dom_acc]
+            n += 1
+        means = sums / max(n, 1)
+        history["class_loss"].append(float(means[0]))
+        history["domain_loss"].append(float(means[1]))
+        history["domain_acc"].append(float(means[2]))
+        history["lambda"].append(lam)
+        history["seconds"].append(time.perf_counter() - start)
+        if eval_loader is not None:
+            history["target_acc"].append(evaluate(model, eval_loader, device)["acc"])
+    return history
+
+
+def proxy_a_distance(source: np.ndarray | torch.Tensor, target: np.ndarray | torch.Tensor, seed: int = 0) -> float:
+    """Proxy A-distance 2(1 - 2ε), ε = held-out error of a linear classifier telling source from target features."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    xs, xt = np.asarray(source, dtype=np.float64), np.asarray(target, dtype=np.float64)
+    if xs.ndim != 2 or xt.ndim != 2 or xs.shape[1] != xt.shape[1]:
+        raise ValueError(f"need two feature matrices [N,F] with the same F, got {xs.shape} and {xt.shape}")
+    if min(len(xs), len(xt)) < 4:
+        raise ValueError("need at least 4 examples per domain")
+    x = np.concatenate([xs, xt])  # [Ns+Nt,F]
+    y = np.concatenate([np.zeros(len(xs)), np.ones(len(xt))])  # [Ns+Nt]
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.5, random_state=seed, stratify=y)
+    clf = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
+    err = 1.0 - clf.fit(x_tr, y_tr).score(x_te, y_te)
+    return float(2.0 * (1.0 - 2.0 * err))
