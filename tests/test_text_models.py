@@ -93,6 +93,7 @@ def test_make_trainer_settings(rt, tok_model, tmp_path):
     tr = text_models.make_trainer(model, tok, data, data, text_models.recipe(smoke=True), tmp_path, progress=False)
     assert tr.args.load_best_model_at_end and tr.args.metric_for_best_model == "accuracy"
     assert tr.args.eval_strategy == "epoch" and tr.args.save_only_model
+    assert tr.args.train_sampling_strategy == "group_by_length"
 
 
 def test_save_reload_pipeline_same_predictions(tok_model, tmp_path):
@@ -135,3 +136,22 @@ def test_sentiment_model_is_cached(tmp_path, monkeypatch):
     tok2, model2 = text_models.sentiment_model(rec)
     assert len(calls) == 1 and not model2.training
     assert torch.equal(model.classifier.weight, model2.classifier.weight)
+
+
+def test_cache_path_is_under_data_dir_models():
+    rec = text_models.recipe(smoke=False)
+    assert text_models.cache_path(rec) == config.data_dir() / "models" / text_models.cache_key(rec)
+    assert text_models.cache_path() == text_models.cache_path(text_models.recipe())
+
+
+def test_step_seconds_leaves_model_untouched(tok_model):
+    tok, model = tok_model
+    before = model.classifier.weight.detach().clone()
+    s = text_models.step_seconds(model, tok, ["good", "bad film"], max_length=8, repeats=1, fixed_padding=True)
+    assert 0 < s < 60 and torch.equal(model.classifier.weight, before)
+    for p in model.parameters():
+        p.requires_grad = False
+    with pytest.raises(ValueError, match="no trainable parameters"):
+        text_models.step_seconds(model, tok, ["good"])
+    for p in model.parameters():
+        p.requires_grad = True
