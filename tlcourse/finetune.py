@@ -18,6 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from tlcourse import features, models
+from tlcourse.train import fit
 
 # learning rates used by the lesson's recipes, written out in full (AdamW)
 HEAD_LR = 3e-3  # a fresh linear head on frozen features
@@ -218,6 +219,29 @@ def image_loader(images: np.ndarray, labels: np.ndarray, size: int, batch_size: 
 
     ds = TensorDataset(torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64)))
     return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, collate_fn=collate, generator=gen)
+
+
+def train_strategy(name: str, train_data: tuple[np.ndarray, np.ndarray], val_data: tuple[np.ndarray, np.ndarray], *,
+                   size: int = 64, epochs: int = 5, batch_size: int = 32, augment: bool = False, lr: float | None = None,
+                   seed: int = 0, max_steps_per_epoch: int | None = None,
+                   progress: bool = True) -> tuple[nn.Module, dict, Recipe]:  # fmt: skip
+    """Load Lite0 (ImageNet, or random for "random init"), apply recipe `name`, train with fit(); (model, history, recipe).
+
+    `lr` overrides the recipe's single learning rate (head only, full, random init), e.g. to show a bad one.
+    """
+    if name not in RECIPES:
+        raise ValueError(f"unknown strategy {name!r}; choose from {list(RECIPES)}")
+    if lr is not None and name in ("discriminative LRs", "progressive unfreezing"):
+        raise ValueError(f"{name!r} has one rate per stage: change finetune.DISCRIMINATIVE_LRS instead of lr=")
+    torch.manual_seed(seed)  # the same fresh head (and the same random init) for every strategy
+    model = models.load_efficientnet("lite0", pretrained=name != "random init", num_classes=10)
+    recipe = RECIPES[name](model) if lr is None else RECIPES[name](model, lr)
+    train_loader = image_loader(*train_data, size, batch_size, shuffle=True, augment=augment, seed=seed)
+    val_loader = image_loader(*val_data, size, batch_size=200)
+    history = fit(model, train_loader, val_loader, epochs=epochs, optimizer=recipe.optimizer(),
+                  on_epoch_end=recipe.on_epoch_end, max_steps_per_epoch=max_steps_per_epoch, progress=progress,
+                  desc=name)  # fmt: skip
+    return model.eval(), history, recipe
 
 
 def save_model(model: nn.Module, path: str | Path) -> Path:

@@ -63,9 +63,10 @@ def stage_features(model: nn.Module, x: torch.Tensor, batch_size: int = 32) -> d
     return {n: torch.cat([c[n] for c in chunks]) for n in names}  # [N,C]
 
 
-def cka_by_stage(original: nn.Module, tuned: nn.Module, x: torch.Tensor) -> dict[str, float]:
-    """Linear CKA between the original's and the tuned model's pooled features at every stage, on inputs x."""
-    a, b = stage_features(original, x), stage_features(tuned, x)
+def cka_by_stage(reference: nn.Module | dict[str, torch.Tensor], tuned: nn.Module, x: torch.Tensor) -> dict[str, float]:
+    """Linear CKA per stage between a reference (model, or its `stage_features` on x, computed once) and a tuned model."""
+    a = reference if isinstance(reference, dict) else stage_features(reference, x)
+    b = stage_features(tuned, x)
     return {n: linear_cka(a[n], b[n]) for n in a}
 
 
@@ -87,8 +88,13 @@ def imagenet_top1(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return torch.cat([model(x[s : s + 32]).argmax(1) for s in range(0, len(x), 32)])  # [N]
 
 
-def imagenet_agreement(original: nn.Module, tuned: nn.Module, x: torch.Tensor) -> float:
-    """Fraction of inputs where the tuned backbone + original ImageNet head keeps the original's top-1 class."""
-    before = imagenet_top1(original, x)  # [N]
+def imagenet_agreement(
+    original: nn.Module, tuned: nn.Module, x: torch.Tensor, before: torch.Tensor | None = None
+) -> float:
+    """Fraction of inputs where the tuned backbone + original ImageNet head keeps the original's top-1 class.
+
+    `before` may hold the original's `imagenet_top1(original, x)`, computed once for many tuned models.
+    """
+    before = imagenet_top1(original, x) if before is None else before  # [N]
     after = imagenet_top1(with_imagenet_head(tuned, original), x)  # [N]
     return float((before == after).float().mean())
