@@ -38,9 +38,8 @@ DISCRIMINATIVE_LRS = {  # lower for early stages: generic edges/textures should 
 }
 PROGRESSIVE_SCHEDULE = {  # epoch -> stages unfrozen at the start of that epoch (the classifier trains from epoch 0)
     0: ["classifier"],
-    1: ["head", "block6", "block5"],
-    2: ["block4", "block3"],
-    3: ["block2", "block1", "block0", "stem"],
+    1: ["head", "block6", "block5", "block4"],
+    2: ["block3", "block2", "block1", "block0", "stem"],
 }
 
 
