@@ -69,9 +69,9 @@ def test_learning_curves_one_or_many():
 
 def test_data_efficiency_curve_mean_and_band():
     curves = {"x": {5: [0.5, 0.7], 10: [0.8, 0.8], "full": [0.9]}, "y": {5: [0.3, 0.3], 10: [0.4, 0.6]}}
-    ax = plots.data_efficiency_curve(curves, full_x=100)
+    ax = plots.data_efficiency_curve(curves, full_x=100, full_label="all")
     assert ax.get_xscale() == "log"
     xs, ys = ax.lines[0].get_data()
     assert list(xs) == [5, 10, 100] and np.allclose(ys, [0.6, 0.8, 0.9])
     assert len(ax.lines[1].get_data()[0]) == 2 and len(ax.collections) == 2
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["5", "10", "full"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["5", "10", "all"]

@@ -130,12 +130,13 @@ def learning_curves(histories: Mapping[str, Mapping[str, Sequence[float]]] | Map
     return fig
 
 
-def data_efficiency_curve(curves: Mapping[str, Mapping[int | str, Sequence[float]]], full_x: float | None = None,
+def data_efficiency_curve(curves: Mapping[str, Mapping[int | str, Sequence[float]]], full_x: float | None = None, full_label: str = "full",
                           ax=None, xlabel: str = "labelled examples per class", ylabel: str = "test accuracy",
                           title: str = "") -> plt.Axes:  # fmt: skip
     """Accuracy vs number of labels, log x: a mean line and a min–max band over seeds for each curve.
 
-    `curves` maps a name to {n: [acc per seed]}; a key "full" (the whole training set) is drawn at x=`full_x`.
+    `curves` maps a name to {n: [acc per seed]}; a key "full" (the whole training set) is drawn at x=`full_x`
+    with the tick label `full_label`.
     """
     ax = _axes(ax, (6, 4))
     for i, (name, points) in enumerate(curves.items()):
@@ -151,7 +152,7 @@ def data_efficiency_curve(curves: Mapping[str, Mapping[int | str, Sequence[float
     ticks = sorted({k for p in curves.values() for k in p if k != "full"})
     labels = [str(t) for t in ticks]
     if full_x is not None:
-        ticks, labels = [*ticks, full_x], [*labels, "full"]
+        ticks, labels = [*ticks, full_x], [*labels, full_label]
     ax.set_xticks(ticks, labels)
     ax.minorticks_off()
     ax.set_xlabel(xlabel)
