@@ -9,20 +9,28 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from tlcourse.config import get_device
+
 
 def _to(batch, device: torch.device):
     return [t.to(device) if torch.is_tensor(t) else t for t in batch]
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    """The device a model's parameters live on (cpu for a model without parameters)."""
+    return next(model.parameters(), torch.empty(0)).device
 
 
 @torch.no_grad()
 def predict(
     model: nn.Module, loader: Iterable, device: torch.device | str = "cpu"
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(logits [N,C], labels [N]) for every batch (x, y) of `loader`, in eval mode."""
+    """(logits [N,C], labels [N]) for every batch (x, y) of `loader`, in eval mode, on the model's device by default."""
+    device = _model_device(model) if device is None else torch.device(device)
     model.eval()
     logits, labels = [], []
     for x, y in loader:
-        x, y = _to((x, y), torch.device(device))
+        x, y = _to((x, y), device)
         logits.append(model(x).float().cpu())  # [B,C]
         labels.append(y.cpu())
     if not logits:
@@ -30,7 +38,7 @@ def predict(
     return torch.cat(logits), torch.cat(labels)
 
 
-def evaluate(model: nn.Module, loader: Iterable, device: torch.device | str = "cpu",
+def evaluate(model: nn.Module, loader: Iterable, device: torch.device | str | None = None,
              loss_fn: Callable = nn.functional.cross_entropy) -> dict[str, float]:  # fmt: skip
     """Mean loss and accuracy of a classifier over a loader of (x, y) batches."""
     logits, labels = predict(model, loader, device)
@@ -47,7 +55,7 @@ def fit(
     lr: float = 1e-3,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     loss_fn: Callable = nn.functional.cross_entropy,
-    device: torch.device | str = "cpu",
+    device: torch.device | str | None = None,
     max_steps_per_epoch: int | None = None,
     on_epoch_end: Callable[[int, nn.Module], None] | None = None,
     progress: bool = True,
@@ -55,11 +63,12 @@ def fit(
 ) -> dict[str, list[float]]:
     """Train a classifier; return {"train_loss", "train_acc", "val_loss", "val_acc", "seconds"}, one entry per epoch.
 
-    optimizer defaults to AdamW(lr) over parameters with requires_grad; the scheduler (if any) steps once per batch.
+    device defaults to `config.get_device()` (a GPU when there is one, as in Colab); optimizer defaults to AdamW(lr)
+    over parameters with requires_grad; the scheduler (if any) steps once per batch.
     """
     from tqdm.auto import tqdm
 
-    device = torch.device(device)
+    device = get_device() if device is None else torch.device(device)
     model.to(device)
     if optimizer is None:
         params = [p for p in model.parameters() if p.requires_grad]
