@@ -73,12 +73,24 @@ def test_to_tensor_grey_and_rgb():
         domains.to_tensor(np.zeros((2, 28, 28, 4), np.uint8))
 
 
+def test_standardize_uses_reference_statistics():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(20, 3, 8, 8, generator=gen) * 5 + 2
+    z = domains.standardize(x)
+    assert torch.allclose(z.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-5)
+    assert torch.allclose(z.std(dim=(0, 2, 3)), torch.ones(3), atol=1e-4)
+    half = domains.standardize(x[:5], reference=x)
+    assert torch.allclose(half, z[:5], atol=1e-5)
+    with pytest.raises(ValueError, match="matching C"):
+        domains.standardize(x, reference=torch.rand(4, 1, 8, 8))
+
+
 def test_digit_cnn_and_encode():
     torch.manual_seed(0)
-    net = domains.digit_cnn(num_classes=10, feature_dim=32)
+    net = domains.digit_cnn(num_classes=10)
     x = torch.rand(5, 3, 28, 28)
     assert net(x).shape == (5, 10)
     feats = domains.encode(net.encoder, x, batch_size=2)
-    assert feats.shape == (5, 32)
+    assert feats.shape == (5, domains.FEATURE_DIM)
     assert torch.allclose(feats, net.encoder.eval()(x), atol=1e-5)
     assert not net.training or not net.encoder.training

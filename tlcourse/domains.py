@@ -69,8 +69,8 @@ class SplitNet(nn.Module):
         return self.head(self.encoder(x))  # [B,C]
 
 
-def digit_cnn(num_classes: int = 10, feature_dim: int = 128) -> SplitNet:
-    """Small CPU-friendly CNN for 3x28x28 digits (the DANN paper's MNIST net, slimmed): encoder -> feature_dim."""
+def digit_cnn(num_classes: int = 10) -> SplitNet:
+    """Small CPU-friendly CNN for 3x28x28 digits (the DANN paper's MNIST net + BatchNorm): 768-d conv features."""
     encoder = nn.Sequential(
         nn.Conv2d(3, 32, 5),  # [B,32,24,24]
         nn.BatchNorm2d(32),
@@ -82,11 +82,25 @@ def digit_cnn(num_classes: int = 10, feature_dim: int = 128) -> SplitNet:
         nn.MaxPool2d(2),  # [B,48,4,4]
         nn.ReLU(),
         nn.Flatten(),  # [B,768]
-        nn.Linear(768, feature_dim),  # [B,F]
-        nn.ReLU(),
     )
-    head = nn.Sequential(nn.Linear(feature_dim, 100), nn.ReLU(), nn.Linear(100, num_classes))  # [B,C]
+    head = nn.Sequential(nn.Linear(768, 100), nn.ReLU(), nn.Linear(100, 100), nn.ReLU(), nn.Linear(100, num_classes))
     return SplitNet(encoder, head)
+
+
+FEATURE_DIM = 768  # digit_cnn's encoder output size
+
+
+def standardize(x: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-channel standardisation of images [N,3,H,W] with the mean/std of `reference` (default: x itself).
+
+    Each domain is standardised with its own statistics (no labels needed): a cheap first step against shift.
+    """
+    ref = x if reference is None else reference
+    if x.ndim != 4 or ref.ndim != 4 or x.shape[1] != ref.shape[1]:
+        raise ValueError(f"expected images [N,C,H,W] with matching C, got {tuple(x.shape)} and {tuple(ref.shape)}")
+    mean = ref.mean(dim=(0, 2, 3), keepdim=True)  # [1,C,1,1]
+    std = ref.std(dim=(0, 2, 3), keepdim=True).clamp(min=1e-6)  # [1,C,1,1]
+    return (x - mean) / std  # [N,C,H,W]
 
 
 @torch.no_grad()
