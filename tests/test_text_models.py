@@ -155,3 +155,14 @@ def test_step_seconds_leaves_model_untouched(tok_model):
         text_models.step_seconds(model, tok, ["good"])
     for p in model.parameters():
         p.requires_grad = True
+
+
+def test_fine_tuned_bf16_model_predicts_like_its_reloaded_copy(rt, tmp_path):
+    rec = text_models.recipe(smoke=True, **{**TINY, "bf16": True})
+    tok, trainer = text_models.fine_tune(rt, rec, progress=False)
+    assert "_original_forward" not in trainer.model.__dict__  # the autocast wrapper is gone
+    texts = ["a triumph", "a dull, lifeless mess", "fine"]
+    tok2, model2 = text_models.load_classifier(text_models.save_model(trainer.model, tok, tmp_path / "m"))
+    assert np.allclose(
+        text_models.predict_proba(trainer.model, tok, texts), text_models.predict_proba(model2, tok2, texts), atol=1e-5
+    )

@@ -171,7 +171,11 @@ def fine_tune(data, rec: Recipe | None = None, progress: bool = True):
         trainer.train_seconds = float(out.metrics["train_runtime"])
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    trainer.model.eval()
+    from accelerate.utils import extract_model_from_parallel
+
+    # drop the bf16-autocast wrapper the Trainer put on forward(): predictions afterwards run in plain float32,
+    # exactly like the model saved with save_model and reloaded
+    trainer.model = extract_model_from_parallel(trainer.model, keep_fp32_wrapper=False).eval()
     return tok, trainer
 
 
