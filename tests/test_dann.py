@@ -73,10 +73,19 @@ def _net():
     return domains.SplitNet(nn.Sequential(nn.Linear(4, 8), nn.ReLU()), nn.Linear(8, 2))
 
 
-def test_dann_removes_the_domain_flag_feature_on_a_toy_shift():
+@pytest.fixture
+def one_thread():
+    """Tiny models run fastest on one thread (and avoid thread contention on a shared machine)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_dann_removes_the_domain_flag_feature_on_a_toy_shift(one_thread):
     source, target = _toy()
-    src_loader = DataLoader(source, batch_size=50, shuffle=True, generator=torch.Generator().manual_seed(0))
-    tgt_loader = DataLoader(target, batch_size=50, shuffle=True, generator=torch.Generator().manual_seed(1))
+    src_loader = DataLoader(source, batch_size=100, shuffle=True, generator=torch.Generator().manual_seed(0))
+    tgt_loader = DataLoader(target, batch_size=100, shuffle=True, generator=torch.Generator().manual_seed(1))
     plain = _net()
     train.fit(plain, src_loader, epochs=40, lr=1e-2, progress=False)
     model = _net()
