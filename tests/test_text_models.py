@@ -117,6 +117,7 @@ def test_save_reload_pipeline_same_predictions(tok_model, tmp_path):
 
 
 def test_cache_key_depends_on_settings_and_mode(monkeypatch):
+    monkeypatch.delenv("TLCOURSE_SMOKE", raising=False)
     a = text_models.cache_key(text_models.recipe(smoke=False))
     assert a != text_models.cache_key(text_models.recipe(smoke=False, lr=1e-4))
     assert a == text_models.cache_key(text_models.recipe(smoke=False))
