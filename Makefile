@@ -5,6 +5,8 @@ PY     := $(VENV)/bin/python
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
 # quiet pip, minus the harmless "Location ... is ignored" lines some mirrors print
 PIP_FILTER := 2>&1 | grep -v "^WARNING: Location" || true
+# idle OpenMP threads sleep instead of spinning: on a busy 2-core machine spinning made MiniLM steps 20x slower
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: help setup assets status test lint unit course lab student clean
 
