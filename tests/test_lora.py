@@ -4,34 +4,10 @@ import copy
 
 import pytest
 import torch
+from tiny_models import tiny_batch, tiny_bert, train_steps
 from torch import nn
 
 from tlcourse.lora import LoRALinear, add_lora, count_parameters, lora_state_dict, merge_lora
-
-
-def tiny_bert():
-    from transformers import BertConfig, BertForSequenceClassification
-
-    torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=32, max_position_embeddings=32, num_labels=2)  # fmt: skip
-    return BertForSequenceClassification(cfg).eval()
-
-
-def tiny_batch():
-    g = torch.Generator().manual_seed(1)
-    return torch.randint(0, 50, (4, 7), generator=g), torch.tensor([0, 1, 1, 0])  # [B,T], [B]
-
-
-def train_steps(model, ids, labels, steps=3, lr=1e-2):
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
-    model.train()
-    for _ in range(steps):
-        loss = model(input_ids=ids, labels=labels).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return model.eval()
 
 
 def test_lora_linear_starts_as_base_and_merges():
