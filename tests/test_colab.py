@@ -183,9 +183,6 @@ def test_training_defaults_to_get_device_so_colab_trains_on_its_gpu(monkeypatch)
     assert asked, "fit() without device= must ask config.get_device() (a GPU in Colab)"
 
 
-@pytest.mark.xfail(
-    reason="reported to the lead: train.predict still defaults to 'cpu' (evaluate passes None)", strict=False
-)
 def test_predict_and_evaluate_default_to_the_models_device():
     import inspect
 

@@ -170,3 +170,19 @@ def test_check_probe_stage_verdicts(capsys):
     assert not feature_checks.check_probe_stage(_stub, **kw)
     out = capsys.readouterr().out
     assert out.count("✅") == 1 and out.count("⏳") == 1
+
+
+def test_most_confused_accepts_any_tied_pair(capsys):
+    import numpy as np
+
+    from tlcourse import feature_checks
+
+    cm = np.array([[9, 4, 1], [4, 9, 0], [0, 1, 9]])  # (0,1) and (1,0) tie at 4
+
+    def last_tied(m):
+        off = m.astype(float).copy()
+        np.fill_diagonal(off, -1)
+        i, j = np.argwhere(off == off.max())[-1]
+        return int(i), int(j)
+
+    assert feature_checks.check_most_confused(last_tied, cm)

@@ -72,3 +72,12 @@ def test_checks_report_on_the_lesson_data(capsys):
     assert "r=4 came within 1 point" in capsys.readouterr().out
     assert lora_checks.check_smallest_rank(smallest_rank, {1: 0.70}, 0.80) is True
     assert "no rank came within" in capsys.readouterr().out
+
+
+def test_smallest_rank_on_the_float_boundary_is_right():
+    def naive(acc, full, points=1.0):  # no tolerance: the learner's straightforward answer
+        ok = [r for r, a in acc.items() if a >= full - points / 100]
+        return min(ok) if ok else None
+
+    assert lora_checks.check_smallest_rank(naive)
+    assert lora_checks.check_smallest_rank(lambda acc, full, points=1.0: min(acc)) is False

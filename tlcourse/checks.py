@@ -45,7 +45,10 @@ def expect_type(value: Any, types: type | tuple[type, ...], what: str) -> None:
     """Fail with a clear message unless `value` is an instance of `types`."""
     if not isinstance(value, types):
         names = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
-        raise CheckFailed(f"{what} should be a {names}, got {type(value).__name__}", hint=f"return a {names}")
+        article = "an" if names[0] in "aeiou" else "a"
+        raise CheckFailed(
+            f"{what} should be {article} {names}, got {type(value).__name__}", hint=f"return {article} {names}"
+        )
 
 
 def call(fn: Callable, *args, **kwargs):

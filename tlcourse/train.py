@@ -23,7 +23,7 @@ def _model_device(model: nn.Module) -> torch.device:
 
 @torch.no_grad()
 def predict(
-    model: nn.Module, loader: Iterable, device: torch.device | str = "cpu"
+    model: nn.Module, loader: Iterable, device: torch.device | str | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(logits [N,C], labels [N]) for every batch (x, y) of `loader`, in eval mode, on the model's device by default."""
     device = _model_device(model) if device is None else torch.device(device)
