@@ -91,6 +91,25 @@ def test_pixels_and_probes():
     assert hasattr(features.logistic_probe(x, y), "predict_proba")
 
 
+def test_stack_stages_concatenates_in_order():
+    f = {"a": np.ones((4, 2), np.float32), "b": np.zeros((4, 3), np.float32)}
+    out = features.stack_stages(f, ["b", "a"])
+    assert out.shape == (4, 5) and out[:, :3].sum() == 0 and out[:, 3:].sum() == 8
+    with pytest.raises(ValueError, match="not in the features"):
+        features.stack_stages(f, ["c"])
+
+
+def test_choose_c_picks_best_validation_accuracy(monkeypatch):
+    x, y = blobs()
+    best, scores = features.choose_C(x[:60], y[:60], x[60:], y[60:], grid=(1.0, 0.1))
+    assert list(scores) == [0.1, 1.0] and scores[best] == max(scores.values()) > 0.95
+    fake = {0.01: 0.5, 0.1: 0.8, 1.0: 0.8}
+    monkeypatch.setattr(features, "probe_accuracy", lambda *a, C: fake[C])
+    assert features.choose_C(x, y, x, y, grid=(1.0, 0.01, 0.1)) == (0.1, fake)  # best, ties to the smaller C
+    with pytest.raises(ValueError, match="grid is empty"):
+        features.choose_C(x, y, x, y, grid=())
+
+
 def test_train_linear_head_learns():
     x, y = blobs(300, k=4, d=8)
     head, hist = features.train_linear_head(x[:200], y[:200], x[200:], y[200:], epochs=30, lr=0.05, progress=False)
@@ -106,6 +125,8 @@ def test_frozen_backbone_classifier_only_trains_head(backbone):
     assert logits.shape == (2, 10)
     logits.sum().backward()
     assert clf.head.weight.grad is not None and backbone.conv_stem.weight.grad is None
+    two = features.FrozenBackboneClassifier(backbone, ["block1", "block2"], 10)
+    assert two.head.in_features == 24 + 40 and two(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
 
 
 def test_data_efficiency_shape_and_custom_score():

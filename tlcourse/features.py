@@ -155,6 +155,14 @@ def cached_features(dataset: str = "fashion_mnist", split: str = "train", indice
     return {s: out[s] for s in stages}
 
 
+def stack_stages(feats: dict[str, np.ndarray], stages: Sequence[str]) -> np.ndarray:
+    """Concatenate the pooled features of several stages {stage: [N,C_s]} -> [N, sum of C_s], in the order given."""
+    missing = [s for s in stages if s not in feats]
+    if missing or not stages:
+        raise ValueError(f"stages {missing or list(stages)} not in the features; available: {list(feats)}")
+    return np.concatenate([np.asarray(feats[s], np.float32) for s in stages], axis=1)  # [N, sum C_s]
+
+
 def pixels(images: np.ndarray) -> np.ndarray:
     """Raw-pixel features: uint8 images [N,H,W,...] -> float32 [N,H*W*...] in 0..1."""
     return np.asarray(images, np.float32).reshape(len(images), -1) / 255.0
@@ -173,6 +181,19 @@ def probe_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
                    C: float = 0.1) -> float:  # fmt: skip
     """Test accuracy of a scaled logistic-regression probe trained on (train_x, train_y)."""
     return float(logistic_probe(train_x, train_y, C).score(test_x, test_y))
+
+
+def choose_C(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray,
+             grid: Sequence[float] = (0.01, 0.03, 0.1, 0.3)) -> tuple[float, dict[float, float]]:  # fmt: skip
+    """The regularisation strength C of the scaled logistic probe with the best held-out (validation) accuracy.
+
+    Returns (best C, {C: validation accuracy}); ties go to the smaller C (stronger regularisation).
+    Never pass the test set here: that would tune the probe on the numbers you report.
+    """
+    if not grid:
+        raise ValueError("grid is empty; give at least one C, e.g. (0.01, 0.03, 0.1, 0.3)")
+    scores = {float(c): probe_accuracy(train_x, train_y, val_x, val_y, C=float(c)) for c in sorted(grid)}
+    return max(scores, key=lambda c: (scores[c], -c)), scores
 
 
 class Standardize(nn.Module):
@@ -205,12 +226,14 @@ def train_linear_head(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarra
 
 
 class FrozenBackboneClassifier(nn.Module):
-    """The usual way: a frozen backbone re-run on every batch, pooled at one stage, then a trainable linear head."""
+    """The usual way: a frozen backbone re-run on every batch, pooled at one stage (or several, concatenated),
+    then a trainable linear head."""
 
-    def __init__(self, backbone: nn.Module, stage: str, n_classes: int):
+    def __init__(self, backbone: nn.Module, stage: str | Sequence[str], n_classes: int):
         super().__init__()
-        self.backbone, self.stage = backbone, stage
-        dim = pooled_stages(backbone, torch.zeros(1, 3, 32, 32), [stage])[stage].shape[1]
+        self.backbone = backbone
+        self.stages = [stage] if isinstance(stage, str) else list(stage)
+        dim = sum(f.shape[1] for f in pooled_stages(backbone, torch.zeros(1, 3, 32, 32), self.stages).values())
         self.head = nn.Linear(dim, n_classes)
 
     def train(self, mode: bool = True) -> FrozenBackboneClassifier:
@@ -219,7 +242,8 @@ class FrozenBackboneClassifier(nn.Module):
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(pooled_stages(self.backbone, x, [self.stage])[self.stage])  # [B,classes]
+        feats = pooled_stages(self.backbone, x, self.stages)  # {stage: [B,C_s]}
+        return self.head(torch.cat([feats[s] for s in self.stages], dim=1))  # [B,classes]
 
 
 def data_efficiency(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
