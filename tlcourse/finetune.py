@@ -88,22 +88,24 @@ def unfreeze(modules: list[nn.Module]) -> None:
                 m.train(module.training)
 
 
+def _named_stages(model: nn.Module, names: list[str]) -> list[nn.Module]:
+    parts = stages(model)
+    unknown = [n for n in names if n not in parts]
+    if unknown:
+        raise ValueError(f"unknown stage {unknown[0]!r}; choose from {list(parts)}")
+    return [parts[n] for n in names]
+
+
 def freeze_stages(model: nn.Module, names: list[str]) -> None:
     """Freeze the named stages of an EfficientNet (see `stages`)."""
-    parts = stages(model)
-    for n in names:
-        if n not in parts:
-            raise ValueError(f"unknown stage {n!r}; choose from {list(parts)}")
-        freeze(parts[n])
+    for part in _named_stages(model, names):
+        freeze(part)
 
 
 def unfreeze_stages(model: nn.Module, names: list[str]) -> None:
     """Unfreeze the named stages of an EfficientNet (see `stages`)."""
-    parts = stages(model)
-    for n in names:
-        if n not in parts:
-            raise ValueError(f"unknown stage {n!r}; choose from {list(parts)}")
-        unfreeze(parts[n])
+    for part in _named_stages(model, names):
+        unfreeze(part)
 
 
 def count_params(model: nn.Module, trainable_only: bool = True) -> int:
