@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from torch.utils.data import DataLoader
 
 from tlcourse import data, models
 from tlcourse.config import data_dir
+from tlcourse.results import atomic_file
 from tlcourse.train import fit
 
 FEATURES_VERSION = 1  # bump when the extraction code changes what it computes: old cache files are then ignored
@@ -116,16 +115,9 @@ def _save(path: Path, key: dict, features: np.ndarray) -> None:
     """Write one feature matrix atomically (temp file in the same folder, then rename)."""
     from safetensors.torch import save_file
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_file(path) as tmp:
         save_file({"features": torch.from_numpy(np.ascontiguousarray(features))}, tmp,
                   metadata={"key": json.dumps(key, sort_keys=True)})  # fmt: skip
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def cached_features(dataset: str = "fashion_mnist", split: str = "train", indices: np.ndarray | None = None, *,
