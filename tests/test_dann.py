@@ -115,3 +115,38 @@ def test_proxy_a_distance_separable_vs_identical():
     assert same < 0.5
     with pytest.raises(ValueError, match="same F"):
         dann.proxy_a_distance(a, a[:, :3])
+
+
+def test_encode_domains_normalises_each_domain_with_its_own_batch_statistics():
+    torch.manual_seed(0)
+    encoder = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4, affine=False)).train()
+    xs, xt = torch.randn(8, 3), torch.randn(6, 3) + 5.0  # the target is shifted
+    both = dann.encode_domains(encoder, xs, xt, separate=True)  # [14,4]
+    assert both.shape == (14, 4)
+    assert torch.allclose(both[:8].mean(0), torch.zeros(4), atol=1e-5)  # each domain centred on its own
+    assert torch.allclose(both[8:].mean(0), torch.zeros(4), atol=1e-5)
+    mixed = dann.encode_domains(encoder, xs, xt, separate=False)  # one batch: the shift survives
+    assert (mixed[8:].mean(0) - mixed[:8].mean(0)).abs().max() > 0.5
+    plain = nn.Linear(3, 4)  # no BatchNorm: both ways agree, source rows first
+    assert torch.allclose(dann.encode_domains(plain, xs, xt), plain(torch.cat([xs, xt])), atol=1e-6)
+
+
+class _Recorder(nn.Module):
+    """Encoder that records the batch sizes it is called with."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin, self.sizes = nn.Linear(4, 8), []
+
+    def forward(self, x):
+        self.sizes.append(len(x))
+        return self.lin(x)
+
+
+@pytest.mark.parametrize(("separate", "sizes"), [(True, [5, 5]), (False, [10])])
+def test_train_dann_separate_batches_calls_the_encoder_per_domain(one_thread, separate, sizes):
+    source, target = _toy(5)
+    model = domains.SplitNet(_Recorder(), nn.Linear(8, 2))
+    dann.train_dann(model, dann.DomainDiscriminator(8), DataLoader(source, batch_size=5), DataLoader(target, batch_size=5),
+                    epochs=1, separate_batches=separate, progress=False)  # fmt: skip
+    assert model.encoder.sizes == sizes

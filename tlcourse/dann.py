@@ -76,6 +76,17 @@ def dann_lr_factor(progress: float, alpha: float = 10.0, beta: float = 0.75) -> 
     return 1.0 / (1.0 + alpha * progress) ** beta
 
 
+def encode_domains(encoder: nn.Module, xs: torch.Tensor, xt: torch.Tensor, separate: bool = True) -> torch.Tensor:
+    """Features [Bs+Bt,F] of a source batch xs and a target batch xt, source rows first.
+
+    separate=True runs the encoder on each batch alone: in training mode its BatchNorm layers then normalise source
+    and target with their own batch statistics. separate=False runs it once on the concatenated batch.
+    """
+    if separate:
+        return torch.cat([encoder(xs), encoder(xt)])  # [Bs+Bt,F]
+    return encoder(torch.cat([xs, xt]))  # [Bs+Bt,F]
+
+
 def _forever(loader: Iterable):
     while True:
         yield from loader
@@ -92,6 +103,7 @@ def train_dann(
     optimizer: torch.optim.Optimizer | None = None,
     max_lambda: float = 1.0,
     anneal: bool = True,
+    separate_batches: bool = True,
     device: torch.device | str = "cpu",
     eval_loader: Iterable | None = None,
     progress: bool = True,
@@ -101,6 +113,11 @@ def train_dann(
 
     optimizer defaults to AdamW(lr) over the model's and the discriminator's parameters. At step t of T, progress
     p = t / T sets λ = dann_lambda(p, max_lambda) and (if anneal) lr = base lr * dann_lr_factor(p).
+
+    separate_batches=True passes the source batch and the target batch through the encoder one after the other, so
+    every BatchNorm layer normalises each domain with that domain's own batch statistics (as most DANN code does);
+    False passes one concatenated batch, whose mixed statistics leave the two domains' offsets in the features.
+    Without BatchNorm in the encoder both give the same result.
 
     Returns per-epoch lists: class_loss, domain_loss, domain_acc (discriminator accuracy on both batches),
     lambda (λ at the epoch's end), target_acc (on eval_loader, if given), seconds.
@@ -135,7 +152,7 @@ def train_dann(
             lam = dann_lambda(p, max_lambda=max_lambda)
             for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
                 group["lr"] = base * (dann_lr_factor(p) if anneal else 1.0)
-            feats = model.encoder(torch.cat([xs, xt]))  # [Bs+Bt,F]
+            feats = encode_domains(model.encoder, xs, xt, separate_batches)  # [Bs+Bt,F]
             fs = feats[: len(xs)]  # [Bs,F]
             class_loss = nn.functional.cross_entropy(model.head(fs), ys)
             dom_logits = discriminator(feats, lam)  # [Bs+Bt,2]
