@@ -51,8 +51,10 @@ def test_parameter_groups_have_the_stated_lrs():
     r = finetune.head_only(TinyNet(), lr=0.01)
     assert [(g["name"], g["lr"]) for g in r.groups] == [("classifier", 0.01)]
     model = TinyNet()
-    r = finetune.full(model, lr=0.002)
-    assert r.groups[0]["lr"] == 0.002 and len(r.groups[0]["params"]) == len(list(model.parameters()))
+    r = finetune.full(model, lr=0.002, head_lr=0.02)
+    assert [(g["name"], g["lr"]) for g in r.groups] == [("pretrained", 0.002), ("classifier", 0.02)]
+    assert sum(len(g["params"]) for g in r.groups) == len(list(model.parameters()))
+    assert r.groups[1]["params"] == list(model.classifier.parameters())
     assert finetune.scratch(TinyNet(), lr=0.05).groups[0]["lr"] == 0.05
     r = finetune.discriminative(TinyNet())
     assert {g["name"]: g["lr"] for g in r.groups} == finetune.DISCRIMINATIVE_LRS
@@ -66,7 +68,7 @@ def test_parameter_groups_have_the_stated_lrs():
     )
     with pytest.raises(ValueError, match="one learning rate per stage"):
         finetune.discriminative(TinyNet(), {"stem": 1e-3})
-    assert set(finetune.RECIPES) == {"head only", "full (one LR)", "discriminative LRs", "progressive unfreezing",
+    assert set(finetune.RECIPES) == {"head only", "full", "discriminative LRs", "progressive unfreezing",
                                      "random init"}  # fmt: skip
 
 
@@ -87,6 +89,58 @@ def test_frozen_params_get_no_gradient_and_do_not_change():
     finetune.unfreeze_stages(model, ["stem"])
     model.train()
     assert model.bn1.training and all(p.requires_grad for p in model.conv_stem.parameters())
+
+
+def test_pinned_batchnorm_keeps_running_statistics():
+    model = TinyNet()
+    finetune.full(model)  # everything trains, BatchNorm pinned to eval mode
+    before = _snapshot(model)
+    train.fit(model, _loader(), epochs=1, optimizer=finetune.full(model).optimizer(), progress=False)
+    after = model.state_dict()
+    assert not torch.equal(before["conv_stem.weight"], after["conv_stem.weight"])  # weights learned...
+    assert not torch.equal(before["bn1.weight"], after["bn1.weight"])  # ...BatchNorm scale too
+    stats = [k for k in before if "running" in k or "num_batches" in k]
+    assert stats and all(torch.equal(before[k], after[k]) for k in stats)  # ...but not the running statistics
+    model.train()
+    finetune.scratch(model)  # unpins: a random network learns its statistics from the batches
+    model(torch.randn(4, 3, 8, 8))
+    assert model.bn1.training and not torch.equal(before["bn1.running_mean"], model.bn1.running_mean)
+    finetune.pin_batchnorm(model)
+    finetune.pin_batchnorm(model)  # twice is the same as once
+    finetune.pin_batchnorm(model, False)
+    assert model.bn1.training and not hasattr(model, "_tl_bn_pin")
+
+
+def test_warmup_cosine_factors():
+    p = nn.Parameter(torch.zeros(1))
+    opt = torch.optim.AdamW([{"params": [p], "lr": 0.1}, {"params": [nn.Parameter(torch.zeros(1))], "lr": 0.01}])
+    sched = finetune.warmup_cosine(opt, total_steps=20, warmup=0.1)  # 2 warm-up steps
+    seen = []
+    for _ in range(20):
+        seen.append([g["lr"] for g in opt.param_groups])
+        opt.step()
+        sched.step()
+    assert seen[0] == pytest.approx([0.05, 0.005]) and seen[2] == pytest.approx([0.1, 0.01])  # ramp, then the peak
+    assert all(a[0] >= b[0] for a, b in zip(seen[2:], seen[3:], strict=False)) and seen[-1][0] < 0.002  # cosine to ~0
+    assert all(lr[1] == pytest.approx(lr[0] / 10) for lr in seen)  # one factor for every group: ratios kept
+
+
+def test_train_strategy_smoke():
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (20, 28, 28), dtype=np.uint8), np.arange(20) % 10
+    model, hist, recipe = finetune.train_strategy("full", (x, y), (x[:10], y[:10]), size=32, epochs=1,
+                                                  batch_size=8, max_steps_per_epoch=1, progress=False)  # fmt: skip
+    assert len(hist["val_acc"]) == 1 and recipe.name == "full" and not model.training
+    from tlcourse import models
+
+    fresh = models.load_efficientnet("lite0", num_classes=10)
+    assert torch.equal(model.bn1.running_mean, fresh.bn1.running_mean)  # ImageNet statistics kept
+    assert not torch.equal(model.conv_stem.weight, fresh.conv_stem.weight)
+    assert model.conv_stem.weight.is_contiguous(memory_format=torch.channels_last)
+    with pytest.raises(ValueError, match="unknown strategy"):
+        finetune.train_strategy("nope", (x, y), (x, y))
+    with pytest.raises(ValueError, match="DISCRIMINATIVE_LRS"):
+        finetune.train_strategy("discriminative LRs", (x, y), (x, y), lr=0.1)
 
 
 def test_progressive_unfreezing_schedule():
@@ -116,6 +170,7 @@ def test_image_loader_shapes_and_augmentation():
     x, y = rng.integers(0, 256, (10, 28, 28), dtype=np.uint8), np.arange(10)
     xb, yb = next(iter(finetune.image_loader(x, y, size=32, batch_size=4)))
     assert xb.shape == (4, 3, 32, 32) and xb.dtype == torch.float32 and yb.tolist() == [0, 1, 2, 3]
+    assert xb.is_contiguous(memory_format=torch.channels_last)
     plain = next(iter(finetune.image_loader(x, y, 32, batch_size=10)))[0]
     aug1 = next(iter(finetune.image_loader(x, y, 32, batch_size=10, augment=True, seed=1)))[0]
     aug2 = next(iter(finetune.image_loader(x, y, 32, batch_size=10, augment=True, seed=1)))[0]
@@ -185,6 +240,7 @@ def test_save_and_reload_give_identical_outputs(tmp_path):
     model = models.load_efficientnet("lite0", pretrained=False, num_classes=10)
     with torch.no_grad():
         model.bn2.running_mean.add_(0.5)  # buffers must round-trip too
+    model = model.to(memory_format=torch.channels_last)  # as train_strategy leaves it
     path = finetune.save_model(model, tmp_path / "sub" / "model.safetensors")
     assert path.is_file() and not list(path.parent.glob("*.tmp"))
     again = finetune.load_model(path, num_classes=10)

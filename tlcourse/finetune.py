@@ -1,11 +1,17 @@
 """Fine-tuning recipes for a timm EfficientNet: stages, freezing, optimizer parameter groups, and safe checkpoints.
 
-Each recipe is a short, explicit function returning a `Recipe`: optimizer parameter groups with their real learning
-rates (no hidden multipliers) and, for progressive unfreezing, the schedule that `fit(..., on_epoch_end=...)` applies.
+Each recipe is a short, explicit function returning a `Recipe`: optimizer parameter groups with their real (peak)
+learning rates (no hidden multipliers) and, for progressive unfreezing, the schedule that `fit(..., on_epoch_end=...)`
+applies. Every recipe on a pretrained network keeps BatchNorm in eval mode (`pin_batchnorm`): with a few hundred small
+grey images, batch statistics of 32 images would overwrite the ImageNet running statistics the weights were trained with.
+`train_strategy` adds what every run shares: AdamW, a short linear warm-up then a cosine decay of every group's rate
+(`warmup_cosine`), label smoothing and light augmentation.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,21 +25,23 @@ from tlcourse import features, models
 from tlcourse.results import atomic_file
 from tlcourse.train import fit
 
-# learning rates used by the lesson's recipes, written out in full (AdamW)
-HEAD_LR = 3e-3  # a fresh linear head on frozen features
-FULL_LR = 3e-4  # one rate for every pretrained layer and the new head
+# peak learning rates used by the lesson's recipes, written out in full (AdamW)
+HEAD_LR = 3e-3  # the fresh, randomly initialised linear classifier
+FULL_LR = 3e-4  # one rate for every pretrained layer (full fine-tuning)
 SCRATCH_LR = 3e-3  # a randomly initialised network needs a large rate
-DISCRIMINATIVE_LRS = {  # lower for early stages: generic edges/textures should barely move
-    "stem": 2e-5,
-    "block0": 2e-5,
-    "block1": 5e-5,
-    "block2": 5e-5,
-    "block3": 1e-4,
-    "block4": 1e-4,
-    "block5": 3e-4,
-    "block6": 3e-4,
-    "head": 3e-4,
-    "classifier": 3e-3,
+WARMUP = 0.1  # fraction of the training steps spent ramping every rate up from 0 (then cosine decay to 0)
+LABEL_SMOOTHING = 0.1  # targets 0.91 for the true class, 0.01 for the others: discourages over-confident fits
+DISCRIMINATIVE_LRS = {  # ×0.7 per stage from the head down: generic edges/textures move least (rule of exercise 2.1)
+    "stem": 5.8e-5,
+    "block0": 8.2e-5,
+    "block1": 1.2e-4,
+    "block2": 1.7e-4,
+    "block3": 2.4e-4,
+    "block4": 3.4e-4,
+    "block5": 4.9e-4,
+    "block6": 7.0e-4,
+    "head": 1.0e-3,
+    "classifier": 3e-3,  # the fresh classifier, at HEAD_LR
 }
 PROGRESSIVE_SCHEDULE = {  # epoch -> stages unfrozen at the start of that epoch (the classifier trains from epoch 0)
     0: ["classifier"],
@@ -63,6 +71,26 @@ def stage_params(model: nn.Module, name: str) -> list[nn.Parameter]:
 
 def _pin_eval(module: nn.Module, _inputs) -> None:
     module.eval()  # a frozen BatchNorm keeps normalising with its ImageNet running statistics
+
+
+def _all_batchnorm_eval(model: nn.Module, _inputs) -> None:
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
+
+
+def pin_batchnorm(model: nn.Module, pinned: bool = True) -> None:
+    """Keep every BatchNorm layer of `model` in eval mode (pinned=True), even when fit() calls model.train().
+
+    The layers then normalise with their ImageNet running statistics and never update them; their scale and shift
+    still train if they require gradients. pinned=False undoes it (a randomly initialised network needs batch statistics).
+    """
+    if pinned and not hasattr(model, "_tl_bn_pin"):
+        model._tl_bn_pin = model.register_forward_pre_hook(_all_batchnorm_eval)
+    elif not pinned and hasattr(model, "_tl_bn_pin"):
+        model._tl_bn_pin.remove()
+        del model._tl_bn_pin
+        model.train(model.training)  # BatchNorm layers follow the model's mode again
 
 
 def freeze(modules: list[nn.Module]) -> None:
@@ -136,18 +164,28 @@ def head_only(model: nn.Module, lr: float = HEAD_LR) -> Recipe:
     names = list(stages(model))
     freeze_stages(model, names[:-1])
     unfreeze_stages(model, ["classifier"])
+    pin_batchnorm(model)
     return Recipe("head only", [{"name": "classifier", "params": stage_params(model, "classifier"), "lr": lr}])
 
 
-def full(model: nn.Module, lr: float = FULL_LR, name: str = "full (one LR)") -> Recipe:
-    """Unfreeze everything; one learning rate for all parameters."""
-    unfreeze_stages(model, list(stages(model)))
-    return Recipe(name, [{"name": "all", "params": list(model.parameters()), "lr": lr}])
+def full(model: nn.Module, lr: float = FULL_LR, head_lr: float = HEAD_LR) -> Recipe:
+    """Unfreeze everything: one rate for the whole pretrained network, the head's rate for the new classifier."""
+    names = list(stages(model))
+    unfreeze_stages(model, names)
+    pin_batchnorm(model)
+    backbone = [p for n in names[:-1] for p in stage_params(model, n)]
+    return Recipe("full", [{"name": "pretrained", "params": backbone, "lr": lr},
+                           {"name": "classifier", "params": stage_params(model, "classifier"), "lr": head_lr}])  # fmt: skip
 
 
 def scratch(model: nn.Module, lr: float = SCRATCH_LR) -> Recipe:
-    """Train a randomly initialised network (load it with pretrained=False): everything, one large learning rate."""
-    return full(model, lr, name="random init")
+    """Train a randomly initialised network (load it with pretrained=False): everything, one large learning rate.
+
+    Its BatchNorm layers learn their statistics from the batches: random running statistics mean nothing.
+    """
+    unfreeze_stages(model, list(stages(model)))
+    pin_batchnorm(model, False)
+    return Recipe("random init", [{"name": "all", "params": list(model.parameters()), "lr": lr}])
 
 
 def discriminative(model: nn.Module, lrs: dict[str, float] | None = None) -> Recipe:
@@ -157,6 +195,7 @@ def discriminative(model: nn.Module, lrs: dict[str, float] | None = None) -> Rec
     if sorted(lrs) != sorted(names):
         raise ValueError(f"give one learning rate per stage: {names}")
     unfreeze_stages(model, names)
+    pin_batchnorm(model)
     return Recipe("discriminative LRs", [{"name": n, "params": stage_params(model, n), "lr": lrs[n]} for n in names])
 
 
@@ -187,8 +226,22 @@ def progressive(model: nn.Module, lrs: dict[str, float] | None = None,
     return recipe
 
 
-RECIPES = {"head only": head_only, "full (one LR)": full, "discriminative LRs": discriminative,
+RECIPES = {"head only": head_only, "full": full, "discriminative LRs": discriminative,
            "progressive unfreezing": progressive, "random init": scratch}  # fmt: skip
+
+
+def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int,
+                  warmup: float = WARMUP) -> torch.optim.lr_scheduler.LambdaLR:  # fmt: skip
+    """Per-step schedule that scales every group's rate by the same factor: linear 0 -> 1 over the first `warmup`
+    fraction of `total_steps`, then a cosine back down to 0 at the last step. Step it once per batch (fit does)."""
+    warm = max(1, round(warmup * total_steps))
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total_steps - warm))))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def _shift_flip(x: torch.Tensor, gen: torch.Generator, pad: int = 2) -> torch.Tensor:
@@ -204,7 +257,10 @@ def _shift_flip(x: torch.Tensor, gen: torch.Generator, pad: int = 2) -> torch.Te
 
 def image_loader(images: np.ndarray, labels: np.ndarray, size: int, batch_size: int = 32, shuffle: bool = False,
                  augment: bool = False, seed: int = 0) -> DataLoader:  # fmt: skip
-    """Batches (x [B,3,size,size], y [B]) from uint8 grey images [N,H,W]: resized per batch, optionally augmented."""
+    """Batches (x [B,3,size,size], y [B]) from uint8 grey images [N,H,W]: resized per batch, optionally augmented.
+
+    x is stored channels_last (the 3 channels of a pixel side by side), the layout CPU convolutions run fastest on.
+    """
     images, labels = np.asarray(images), np.asarray(labels)
     if images.dtype != np.uint8 or images.ndim != 3:
         raise TypeError(f"expected uint8 grey images [N,H,W], got {images.dtype} {list(images.shape)}")
@@ -215,19 +271,23 @@ def image_loader(images: np.ndarray, labels: np.ndarray, size: int, batch_size: 
         y = torch.stack([b[1] for b in batch])  # [B]
         if augment:
             x = _shift_flip(x, gen)
-        return models.to_lite_input(x.numpy(), size), y  # [B,3,size,size]
+        x = models.to_lite_input(x.numpy(), size)  # [B,3,size,size]
+        return x.contiguous(memory_format=torch.channels_last), y  # same values, channels_last layout
 
     ds = TensorDataset(torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64)))
     return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, collate_fn=collate, generator=gen)
 
 
 def train_strategy(name: str, train_data: tuple[np.ndarray, np.ndarray], val_data: tuple[np.ndarray, np.ndarray], *,
-                   size: int = 64, epochs: int = 5, batch_size: int = 32, augment: bool = False, lr: float | None = None,
-                   seed: int = 0, max_steps_per_epoch: int | None = None,
-                   progress: bool = True) -> tuple[nn.Module, dict, Recipe]:  # fmt: skip
+                   size: int = 64, epochs: int = 5, batch_size: int = 32, augment: bool = True, lr: float | None = None,
+                   warmup: float = WARMUP, label_smoothing: float = LABEL_SMOOTHING, seed: int = 0,
+                   max_steps_per_epoch: int | None = None, progress: bool = True) -> tuple[nn.Module, dict, Recipe]:  # fmt: skip
     """Load Lite0 (ImageNet, or random for "random init"), apply recipe `name`, train with fit(); (model, history, recipe).
 
-    `lr` overrides the recipe's single learning rate (head only, full, random init), e.g. to show a bad one.
+    Every strategy shares the rest of the recipe: AdamW (weight decay 0.01), `warmup_cosine` over all the steps,
+    cross-entropy with `label_smoothing`, and (augment=True) random 2-pixel shifts and horizontal flips.
+    `lr` overrides the rate of the pretrained layers for "full", and the single rate of "head only" and "random init"
+    (e.g. to show a bad one).
     """
     if name not in RECIPES:
         raise ValueError(f"unknown strategy {name!r}; choose from {list(RECIPES)}")
@@ -236,9 +296,14 @@ def train_strategy(name: str, train_data: tuple[np.ndarray, np.ndarray], val_dat
     torch.manual_seed(seed)  # the same fresh head (and the same random init) for every strategy
     model = models.load_efficientnet("lite0", pretrained=name != "random init", num_classes=10)
     recipe = RECIPES[name](model) if lr is None else RECIPES[name](model, lr)
+    model = model.to(memory_format=torch.channels_last)  # same weights; CPU convolutions run faster in this layout
     train_loader = image_loader(*train_data, size, batch_size, shuffle=True, augment=augment, seed=seed)
     val_loader = image_loader(*val_data, size, batch_size=200)
-    history = fit(model, train_loader, val_loader, epochs=epochs, optimizer=recipe.optimizer(),
+    optimizer = recipe.optimizer()
+    steps = len(train_loader) if max_steps_per_epoch is None else min(len(train_loader), max_steps_per_epoch)
+    history = fit(model, train_loader, val_loader, epochs=epochs, optimizer=optimizer,
+                  scheduler=warmup_cosine(optimizer, epochs * steps, warmup),
+                  loss_fn=functools.partial(nn.functional.cross_entropy, label_smoothing=label_smoothing),
                   on_epoch_end=recipe.on_epoch_end, max_steps_per_epoch=max_steps_per_epoch, progress=progress,
                   desc=name)  # fmt: skip
     return model.eval(), history, recipe
