@@ -297,3 +297,59 @@ def test_exercise_checks(capsys):
         assert check(fn) is ok, (check.__name__, text)
         out = capsys.readouterr().out
         assert text in out and out.count("\n") == 1, out
+
+
+def _tiny_probe(model, n=40, seed=0):
+    from tlcourse import features
+
+    g = seed_everything(seed)
+    x = torch.randn(n, 3, 8, 8, generator=g)  # [N,3,8,8]
+    y = np.arange(n) % 3
+    stages = ("block3", "block4", "block5")
+    f = features.stack_stages(features.pooled_stages(model.eval(), x, stages), stages)  # [N,12]
+    return x, y, f, features.logistic_probe(f, y, C=1.0)
+
+
+def test_probe_network_reproduces_the_probe_at_step_0():
+    model = TinyNet()
+    x, y, f, probe = _tiny_probe(model)
+    net = finetune.ProbeNetwork(model, probe).eval()
+    with torch.no_grad():
+        logits = net(x[:8]).numpy()  # [8,3]
+    np.testing.assert_allclose(logits, probe.decision_function(f[:8]), atol=1e-4)
+    with pytest.raises(ValueError, match="probe stages"):
+        finetune.ProbeNetwork(model, probe, ("head",))
+
+
+def test_lp_ft_groups_and_frozen_top():
+    model = TinyNet()
+    _, _, _, probe = _tiny_probe(model)
+    net = finetune.ProbeNetwork(model, probe)
+    r = finetune.lp_ft(net, head_lr=1e-5)
+    used = ["stem", *[f"block{i}" for i in range(6)]]
+    assert [(g["name"], g["lr"]) for g in r.groups] == [*((n, finetune.DISCRIMINATIVE_LRS[n]) for n in used),
+                                                         ("probe", 1e-5)]  # fmt: skip
+    assert r.groups[-1]["params"] == list(net.linear.parameters())
+    assert not any(p.requires_grad for n in ("block6", "head", "classifier") for p in finetune.stage_params(model, n))
+    net.train()
+    before = model.bn1.running_mean.clone()
+    net(torch.randn(4, 3, 8, 8))
+    assert torch.equal(model.bn1.running_mean, before)  # BatchNorm statistics pinned
+
+
+def test_train_lp_ft_smoke():
+    from tlcourse import features, models
+
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 256, (20, 28, 28), dtype=np.uint8), np.arange(20) % 10
+    stages = ("block3", "block4", "block5")
+    backbone = features.load_backbone()
+    f = features.stack_stages(features.extract_features(backbone, x, stages, size=32, progress=False), stages)
+    probe = features.logistic_probe(f, y)
+    net, hist, recipe = finetune.train_lp_ft(probe, (x, y), (x[:10], y[:10]), size=32, epochs=1, batch_size=8,
+                                             max_steps_per_epoch=1, progress=False)  # fmt: skip
+    assert len(hist["val_acc"]) == 1 and recipe.name == "LP-FT (lesson-01 probe)" and not net.training
+    fresh = models.load_efficientnet("lite0", num_classes=10)
+    assert torch.equal(net.backbone.bn1.running_mean, fresh.bn1.running_mean)  # ImageNet statistics kept
+    assert not torch.equal(net.backbone.conv_stem.weight, fresh.conv_stem.weight)
+    assert torch.equal(net.backbone.blocks[6][0].conv_pw.weight, fresh.blocks[6][0].conv_pw.weight)  # never run

@@ -6,6 +6,7 @@ applies. Every recipe on a pretrained network keeps BatchNorm in eval mode (`pin
 grey images, batch statistics of 32 images would overwrite the ImageNet running statistics the weights were trained with.
 `train_strategy` adds what every run shares: AdamW, a short linear warm-up then a cosine decay of every group's rate
 (`warmup_cosine`), label smoothing and light augmentation.
+LP-FT (`ProbeNetwork`, `lp_ft`, `train_lp_ft`) starts instead from lesson 01's fitted stacked probe as the network's head.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ DISCRIMINATIVE_LRS = {  # ×0.7 per stage from the head down: generic edges/text
     "head": 1.0e-3,
     "classifier": 3e-3,  # the fresh classifier, at HEAD_LR
 }
+LP_FT_HEAD_LR = 1e-4  # LP-FT: the probe's linear layer starts trained, so it moves slowly (1/30 of HEAD_LR)
 PROGRESSIVE_SCHEDULE = {  # epoch -> stages unfrozen at the start of that epoch (the classifier trains from epoch 0)
     0: ["classifier"],
     1: ["head", "block6", "block5", "block4"],
@@ -296,17 +298,90 @@ def train_strategy(name: str, train_data: tuple[np.ndarray, np.ndarray], val_dat
     torch.manual_seed(seed)  # the same fresh head (and the same random init) for every strategy
     model = models.load_efficientnet("lite0", pretrained=name != "random init", num_classes=10)
     recipe = RECIPES[name](model) if lr is None else RECIPES[name](model, lr)
+    history = _train(model, recipe, train_data, val_data, size, epochs, batch_size, augment, warmup, label_smoothing,
+                     seed, max_steps_per_epoch, progress)  # fmt: skip
+    return model.eval(), history, recipe
+
+
+def _train(model: nn.Module, recipe: Recipe, train_data, val_data, size, epochs, batch_size, augment, warmup,
+           label_smoothing, seed, max_steps_per_epoch, progress) -> dict:  # fmt: skip
+    """The part every strategy shares: channels_last, loaders, AdamW, warm-up + cosine, label smoothing, fit()."""
     model = model.to(memory_format=torch.channels_last)  # same weights; CPU convolutions run faster in this layout
     train_loader = image_loader(*train_data, size, batch_size, shuffle=True, augment=augment, seed=seed)
     val_loader = image_loader(*val_data, size, batch_size=200)
     optimizer = recipe.optimizer()
     steps = len(train_loader) if max_steps_per_epoch is None else min(len(train_loader), max_steps_per_epoch)
-    history = fit(model, train_loader, val_loader, epochs=epochs, optimizer=optimizer,
-                  scheduler=warmup_cosine(optimizer, epochs * steps, warmup),
-                  loss_fn=functools.partial(nn.functional.cross_entropy, label_smoothing=label_smoothing),
-                  on_epoch_end=recipe.on_epoch_end, max_steps_per_epoch=max_steps_per_epoch, progress=progress,
-                  desc=name)  # fmt: skip
-    return model.eval(), history, recipe
+    return fit(model, train_loader, val_loader, epochs=epochs, optimizer=optimizer,
+               scheduler=warmup_cosine(optimizer, epochs * steps, warmup),
+               loss_fn=functools.partial(nn.functional.cross_entropy, label_smoothing=label_smoothing),
+               on_epoch_end=recipe.on_epoch_end, max_steps_per_epoch=max_steps_per_epoch, progress=progress,
+               desc=recipe.name)  # fmt: skip
+
+
+class ProbeNetwork(nn.Module):
+    """Lesson 01's stacked probe as one trainable network, for LP-FT (linear probe, then fine-tune; Kumar et al. 2022).
+
+    The backbone runs up to the deepest probed stage; each probed stage is global-average-pooled exactly as in
+    `features.pooled_stages`, the vectors are concatenated, scaled by the probe's fitted StandardScaler (a fixed
+    `features.Standardize`) and fed to a linear layer holding the fitted logistic regression's coefficients and
+    intercepts. Before any training its logits equal the probe's `decision_function`.
+    """
+
+    def __init__(self, backbone: nn.Module, probe, stages: tuple[str, ...] = ("block3", "block4", "block5")):
+        super().__init__()
+        names = features.stage_names(backbone)
+        if not stages or any(s not in names[1:-1] for s in stages):
+            raise ValueError(f"probe stages must be blocks, from {names[1:-1]}; got {list(stages)}")
+        scaler, logreg = probe[0], probe[-1]  # features.logistic_probe: StandardScaler, LogisticRegression
+        self.backbone, self.stages = backbone, list(stages)
+        self.depth = max(names.index(s) for s in stages)  # stages after this one are never run
+        self.standardize = features.Standardize(torch.as_tensor(scaler.mean_, dtype=torch.float32),
+                                                torch.as_tensor(scaler.scale_, dtype=torch.float32))  # fmt: skip
+        self.linear = nn.Linear(logreg.coef_.shape[1], logreg.coef_.shape[0])
+        with torch.no_grad():
+            self.linear.weight.copy_(torch.as_tensor(logreg.coef_))  # [classes, D]
+            self.linear.bias.copy_(torch.as_tensor(logreg.intercept_))  # [classes]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        m = self.backbone
+        h = m.bn1(m.conv_stem(x))  # [B,32,H/2,W/2]
+        pooled = {}
+        for i, name in enumerate(features.stage_names(m)[1 : self.depth + 1]):
+            h = m.blocks[i](h)  # [B,C_i,H_i,W_i]
+            pooled[name] = h.mean(dim=(2, 3))  # [B,C_i]
+        z = torch.cat([pooled[s] for s in self.stages], dim=1)  # [B,D] the probe's features
+        return self.linear(self.standardize(z))  # [B,classes]
+
+
+def lp_ft(net: ProbeNetwork, lrs: dict[str, float] | None = None, head_lr: float = LP_FT_HEAD_LR) -> Recipe:
+    """LP-FT: every stage under the probe at its discriminative rate, the probe's trained linear layer at `head_lr`.
+
+    Stages above the deepest probed one are never run, so they stay frozen and out of the optimizer.
+    """
+    lrs = dict(DISCRIMINATIVE_LRS if lrs is None else lrs)
+    names = list(stages(net.backbone))
+    used = names[: net.depth + 1]  # stem .. deepest probed stage
+    freeze_stages(net.backbone, names)
+    unfreeze_stages(net.backbone, used)
+    pin_batchnorm(net)
+    groups = [{"name": n, "params": stage_params(net.backbone, n), "lr": lrs[n]} for n in used]
+    return Recipe("LP-FT (lesson-01 probe)", [*groups, {"name": "probe", "params": list(net.linear.parameters()),
+                                                         "lr": head_lr}])  # fmt: skip
+
+
+def train_lp_ft(probe, train_data: tuple[np.ndarray, np.ndarray], val_data: tuple[np.ndarray, np.ndarray], *,
+                stages: tuple[str, ...] = ("block3", "block4", "block5"), size: int = 64, epochs: int = 5,
+                batch_size: int = 32, augment: bool = True, warmup: float = WARMUP,
+                label_smoothing: float = LABEL_SMOOTHING, seed: int = 0, max_steps_per_epoch: int | None = None,
+                progress: bool = True) -> tuple[ProbeNetwork, dict, Recipe]:  # fmt: skip
+    """LP-FT from a fitted lesson-01 probe on `stages` (features.logistic_probe): ImageNet Lite0 + the probe as
+    `ProbeNetwork`, recipe `lp_ft`, then the same training as `train_strategy`; (network, history, recipe)."""
+    torch.manual_seed(seed)
+    net = ProbeNetwork(models.load_efficientnet("lite0", num_classes=10), probe, stages)
+    recipe = lp_ft(net)
+    history = _train(net, recipe, train_data, val_data, size, epochs, batch_size, augment, warmup, label_smoothing,
+                     seed, max_steps_per_epoch, progress)  # fmt: skip
+    return net.eval(), history, recipe
 
 
 def save_model(model: nn.Module, path: str | Path) -> Path:
