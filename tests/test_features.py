@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from tlcourse import feature_checks, features
+from tlcourse import feature_checks, features, models
 
 
 @pytest.fixture(scope="module")
@@ -26,6 +26,16 @@ def test_stage_names_and_pooled_shapes(backbone):
     assert {k: tuple(v.shape) for k, v in out.items()} == {"stem": (2, 32), "block1": (2, 24), "head": (2, 1280)}
     with pytest.raises(ValueError, match="unknown stages"):
         features.pooled_stages(backbone, torch.zeros(1, 3, 32, 32), ["block99"])
+
+
+def test_pooled_stages_builds_a_graph_only_when_asked():
+    model = models.load_efficientnet("lite0", pretrained=False)  # trainable weights
+    x = torch.zeros(1, 3, 32, 32)
+    assert not features.pooled_stages(model, x, ["block1"])["block1"].requires_grad  # feature extraction: no graph
+    feats = features.pooled_stages(model, x, ["block1"], grad=True)["block1"]
+    assert feats.requires_grad  # LP-FT trains the backbone through the pooled features
+    with torch.no_grad():  # the caller's no_grad still wins (evaluation)
+        assert not features.pooled_stages(model, x, ["block1"], grad=True)["block1"].requires_grad
 
 
 def test_load_backbone_is_frozen_and_seeded():

@@ -34,11 +34,12 @@ def stage_names(model: nn.Module) -> list[str]:
     return ["stem", *(f"block{i}" for i in range(len(model.blocks))), "head"]
 
 
-@torch.no_grad()
-def pooled_stages(model: nn.Module, x: torch.Tensor, stages: Sequence[str]) -> dict[str, torch.Tensor]:
+def pooled_stages(model: nn.Module, x: torch.Tensor, stages: Sequence[str],
+                  grad: bool = False) -> dict[str, torch.Tensor]:  # fmt: skip
     """Global-average-pooled activations {stage: [B,C]} of a timm EfficientNet for input x [B,3,H,W].
 
-    The forward pass stops after the deepest stage asked for, so shallow features are cheaper.
+    The forward pass stops after the deepest stage asked for, so shallow features are cheaper. No gradients unless
+    grad=True (and gradients are enabled by the caller): LP-FT trains the backbone through these features.
     """
     names = stage_names(model)
     unknown = [s for s in stages if s not in names]
@@ -46,13 +47,14 @@ def pooled_stages(model: nn.Module, x: torch.Tensor, stages: Sequence[str]) -> d
         raise ValueError(f"unknown stages {unknown or list(stages)}; choose from {names}")
     last = max(names.index(s) for s in stages)
     out = {}
-    h = model.bn1(model.conv_stem(x))  # [B,32,H/2,W/2]
-    layers = [*model.blocks, nn.Sequential(model.conv_head, model.bn2)]
-    for i, name in enumerate(names[: last + 1]):
-        if i > 0:
-            h = layers[i - 1](h)  # [B,C_i,H_i,W_i]
-        if name in stages:
-            out[name] = h.mean(dim=(2, 3))  # [B,C_i]
+    with torch.set_grad_enabled(grad and torch.is_grad_enabled()):
+        h = model.bn1(model.conv_stem(x))  # [B,32,H/2,W/2]
+        layers = [*model.blocks, nn.Sequential(model.conv_head, model.bn2)]
+        for i, name in enumerate(names[: last + 1]):
+            if i > 0:
+                h = layers[i - 1](h)  # [B,C_i,H_i,W_i]
+            if name in stages:
+                out[name] = h.mean(dim=(2, 3))  # [B,C_i]
     return out
 
 

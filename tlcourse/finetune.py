@@ -321,10 +321,10 @@ def _train(model: nn.Module, recipe: Recipe, train_data, val_data, size, epochs,
 class ProbeNetwork(nn.Module):
     """Lesson 01's stacked probe as one trainable network, for LP-FT (linear probe, then fine-tune; Kumar et al. 2022).
 
-    The backbone runs up to the deepest probed stage; each probed stage is global-average-pooled exactly as in
-    `features.pooled_stages`, the vectors are concatenated, scaled by the probe's fitted StandardScaler (a fixed
-    `features.Standardize`) and fed to a linear layer holding the fitted logistic regression's coefficients and
-    intercepts. Before any training its logits equal the probe's `decision_function`.
+    The backbone runs up to the deepest probed stage; each probed stage is global-average-pooled by
+    `features.pooled_stages` (with gradients), the vectors are concatenated, scaled by the probe's fitted
+    StandardScaler (a fixed `features.Standardize`) and fed to a linear layer holding the fitted logistic regression's
+    coefficients and intercepts. Before any training its logits equal the probe's `decision_function`.
     """
 
     def __init__(self, backbone: nn.Module, probe, stages: tuple[str, ...] = ("block3", "block4", "block5")):
@@ -343,12 +343,7 @@ class ProbeNetwork(nn.Module):
             self.linear.bias.copy_(torch.as_tensor(logreg.intercept_))  # [classes]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        m = self.backbone
-        h = m.bn1(m.conv_stem(x))  # [B,32,H/2,W/2]
-        pooled = {}
-        for i, name in enumerate(features.stage_names(m)[1 : self.depth + 1]):
-            h = m.blocks[i](h)  # [B,C_i,H_i,W_i]
-            pooled[name] = h.mean(dim=(2, 3))  # [B,C_i]
+        pooled = features.pooled_stages(self.backbone, x, self.stages, grad=True)  # {stage: [B,C_s]}
         z = torch.cat([pooled[s] for s in self.stages], dim=1)  # [B,D] the probe's features
         return self.linear(self.standardize(z))  # [B,classes]
 
