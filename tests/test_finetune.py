@@ -1,3 +1,6 @@
+import copy
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -125,12 +128,27 @@ def test_warmup_cosine_factors():
     assert all(lr[1] == pytest.approx(lr[0] / 10) for lr in seen)  # one factor for every group: ratios kept
 
 
+def _accuracy(model, x, y) -> float:
+    logits, labels = train.predict(model, finetune.image_loader(x, y, 32, batch_size=200))
+    return float((logits.argmax(1) == labels).float().mean())
+
+
+def test_train_strategy_final_test_score():
+    rng = np.random.default_rng(1)
+    x, y = rng.integers(0, 256, (30, 28, 28), dtype=np.uint8), np.arange(30) % 10
+    model, hist, _ = finetune.train_strategy("head only", (x[:10], y[:10]), (x[10:14], y[10:14]), size=32, epochs=2,
+                                             batch_size=8, test_data=(x[14:], y[14:]), progress=False)  # fmt: skip
+    assert len(hist["val_acc"]) == 2 and isinstance(hist["test_acc"], float) and isinstance(hist["test_loss"], float)
+    assert hist["test_acc"] == _accuracy(model, x[14:], y[14:])
+
+
 def test_train_strategy_smoke():
     rng = np.random.default_rng(0)
     x, y = rng.integers(0, 256, (20, 28, 28), dtype=np.uint8), np.arange(20) % 10
     model, hist, recipe = finetune.train_strategy("full", (x, y), (x[:10], y[:10]), size=32, epochs=1,
                                                   batch_size=8, max_steps_per_epoch=1, progress=False)  # fmt: skip
     assert len(hist["val_acc"]) == 1 and recipe.name == "full" and not model.training
+    assert "test_acc" not in hist  # no test_data: no final score
     from tlcourse import models
 
     fresh = models.load_efficientnet("lite0", num_classes=10)
@@ -215,6 +233,11 @@ def test_stage_features_cka_and_imagenet_agreement():
             p.add_(3 * torch.randn_like(p))
     moved = forgetting.cka_by_stage(feats, tuned, x)  # precomputed reference features
     assert moved["block5"] == pytest.approx(1.0) and moved["block6"] < 0.99
+    collapsed = copy.deepcopy(tuned)
+    with torch.no_grad():
+        collapsed.blocks[6][0].weight.zero_()  # block6 now outputs one vector for every input
+    dead = forgetting.cka_by_stage(feats, collapsed, x)
+    assert math.isnan(dead["block6"]) and math.isnan(dead["head"]) and dead["block5"] == pytest.approx(1.0)
     kept = forgetting.imagenet_agreement(original, tuned, x)
     assert kept < 1.0 and kept == forgetting.imagenet_agreement(
         original, tuned, x, forgetting.imagenet_top1(original, x)
@@ -347,8 +370,10 @@ def test_train_lp_ft_smoke():
     f = features.stack_stages(features.extract_features(backbone, x, stages, size=32, progress=False), stages)
     probe = features.logistic_probe(f, y)
     net, hist, recipe = finetune.train_lp_ft(probe, (x, y), (x[:10], y[:10]), size=32, epochs=1, batch_size=8,
-                                             max_steps_per_epoch=1, progress=False)  # fmt: skip
+                                             max_steps_per_epoch=1, test_data=(x[10:], y[10:]),
+                                             progress=False)  # fmt: skip
     assert len(hist["val_acc"]) == 1 and recipe.name == "LP-FT (lesson-01 probe)" and not net.training
+    assert hist["test_acc"] == _accuracy(net, x[10:], y[10:])  # scored once, after training, on the test images
     fresh = models.load_efficientnet("lite0", num_classes=10)
     assert torch.equal(net.backbone.bn1.running_mean, fresh.bn1.running_mean)  # ImageNet statistics kept
     assert not torch.equal(net.backbone.conv_stem.weight, fresh.conv_stem.weight)

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from tlcourse import features, models
 from tlcourse.results import atomic_file
-from tlcourse.train import fit
+from tlcourse.train import evaluate, fit
 
 # peak learning rates used by the lesson's recipes, written out in full (AdamW)
 HEAD_LR = 3e-3  # the fresh, randomly initialised linear classifier
@@ -283,8 +283,13 @@ def image_loader(images: np.ndarray, labels: np.ndarray, size: int, batch_size: 
 def train_strategy(name: str, train_data: tuple[np.ndarray, np.ndarray], val_data: tuple[np.ndarray, np.ndarray], *,
                    size: int = 64, epochs: int = 5, batch_size: int = 32, augment: bool = True, lr: float | None = None,
                    warmup: float = WARMUP, label_smoothing: float = LABEL_SMOOTHING, seed: int = 0,
-                   max_steps_per_epoch: int | None = None, progress: bool = True) -> tuple[nn.Module, dict, Recipe]:  # fmt: skip
+                   max_steps_per_epoch: int | None = None, test_data: tuple[np.ndarray, np.ndarray] | None = None,
+                   progress: bool = True) -> tuple[nn.Module, dict, Recipe]:  # fmt: skip
     """Load Lite0 (ImageNet, or random for "random init"), apply recipe `name`, train with fit(); (model, history, recipe).
+
+    `val_data` is scored after every epoch (the learning curves: history["val_loss"], ["val_acc"]); `test_data`, if
+    given, once after the last epoch (history["test_loss"], ["test_acc"], floats): a small validation set keeps the
+    curves cheap, a large test set keeps the final comparison precise.
 
     Every strategy shares the rest of the recipe: AdamW (weight decay 0.01), `warmup_cosine` over all the steps,
     cross-entropy with `label_smoothing`, and (augment=True) random 2-pixel shifts and horizontal flips.
@@ -299,23 +304,28 @@ def train_strategy(name: str, train_data: tuple[np.ndarray, np.ndarray], val_dat
     model = models.load_efficientnet("lite0", pretrained=name != "random init", num_classes=10)
     recipe = RECIPES[name](model) if lr is None else RECIPES[name](model, lr)
     history = _train(model, recipe, train_data, val_data, size, epochs, batch_size, augment, warmup, label_smoothing,
-                     seed, max_steps_per_epoch, progress)  # fmt: skip
+                     seed, max_steps_per_epoch, test_data, progress)  # fmt: skip
     return model.eval(), history, recipe
 
 
 def _train(model: nn.Module, recipe: Recipe, train_data, val_data, size, epochs, batch_size, augment, warmup,
-           label_smoothing, seed, max_steps_per_epoch, progress) -> dict:  # fmt: skip
-    """The part every strategy shares: channels_last, loaders, AdamW, warm-up + cosine, label smoothing, fit()."""
+           label_smoothing, seed, max_steps_per_epoch, test_data, progress) -> dict:  # fmt: skip
+    """The part every strategy shares: channels_last, loaders, AdamW, warm-up + cosine, label smoothing, fit(), and
+    (test_data given) one final score on the test images."""
     model = model.to(memory_format=torch.channels_last)  # same weights; CPU convolutions run faster in this layout
     train_loader = image_loader(*train_data, size, batch_size, shuffle=True, augment=augment, seed=seed)
     val_loader = image_loader(*val_data, size, batch_size=200)
     optimizer = recipe.optimizer()
     steps = len(train_loader) if max_steps_per_epoch is None else min(len(train_loader), max_steps_per_epoch)
-    return fit(model, train_loader, val_loader, epochs=epochs, optimizer=optimizer,
-               scheduler=warmup_cosine(optimizer, epochs * steps, warmup),
-               loss_fn=functools.partial(nn.functional.cross_entropy, label_smoothing=label_smoothing),
-               on_epoch_end=recipe.on_epoch_end, max_steps_per_epoch=max_steps_per_epoch, progress=progress,
-               desc=recipe.name)  # fmt: skip
+    loss_fn = functools.partial(nn.functional.cross_entropy, label_smoothing=label_smoothing)
+    history = fit(model, train_loader, val_loader, epochs=epochs, optimizer=optimizer,
+                  scheduler=warmup_cosine(optimizer, epochs * steps, warmup), loss_fn=loss_fn,
+                  on_epoch_end=recipe.on_epoch_end, max_steps_per_epoch=max_steps_per_epoch, progress=progress,
+                  desc=recipe.name)  # fmt: skip
+    if test_data is not None:
+        metrics = evaluate(model, image_loader(*test_data, size, batch_size=200), loss_fn=loss_fn)
+        history["test_loss"], history["test_acc"] = metrics["loss"], metrics["acc"]
+    return history
 
 
 class ProbeNetwork(nn.Module):
@@ -368,6 +378,7 @@ def train_lp_ft(probe, train_data: tuple[np.ndarray, np.ndarray], val_data: tupl
                 stages: tuple[str, ...] = ("block3", "block4", "block5"), size: int = 64, epochs: int = 5,
                 batch_size: int = 32, augment: bool = True, warmup: float = WARMUP,
                 label_smoothing: float = LABEL_SMOOTHING, seed: int = 0, max_steps_per_epoch: int | None = None,
+                test_data: tuple[np.ndarray, np.ndarray] | None = None,
                 progress: bool = True) -> tuple[ProbeNetwork, dict, Recipe]:  # fmt: skip
     """LP-FT from a fitted lesson-01 probe on `stages` (features.logistic_probe): ImageNet Lite0 + the probe as
     `ProbeNetwork`, recipe `lp_ft`, then the same training as `train_strategy`; (network, history, recipe)."""
@@ -375,7 +386,7 @@ def train_lp_ft(probe, train_data: tuple[np.ndarray, np.ndarray], val_data: tupl
     net = ProbeNetwork(models.load_efficientnet("lite0", num_classes=10), probe, stages)
     recipe = lp_ft(net)
     history = _train(net, recipe, train_data, val_data, size, epochs, batch_size, augment, warmup, label_smoothing,
-                     seed, max_steps_per_epoch, progress)  # fmt: skip
+                     seed, max_steps_per_epoch, test_data, progress)  # fmt: skip
     return net.eval(), history, recipe
 
 

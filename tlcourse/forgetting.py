@@ -64,10 +64,19 @@ def stage_features(model: nn.Module, x: torch.Tensor, batch_size: int = 32) -> d
 
 
 def cka_by_stage(reference: nn.Module | dict[str, torch.Tensor], tuned: nn.Module, x: torch.Tensor) -> dict[str, float]:
-    """Linear CKA per stage between a reference (model, or its `stage_features` on x, computed once) and a tuned model."""
+    """Linear CKA per stage between a reference (model, or its `stage_features` on x, computed once) and a tuned model.
+
+    A stage whose features are the same for every input (it collapsed, e.g. every unit dead after a far too large
+    learning rate) carries no information about the inputs: its CKA is undefined and reported as nan.
+    """
     a = reference if isinstance(reference, dict) else stage_features(reference, x)
     b = stage_features(tuned, x)
-    return {n: linear_cka(a[n], b[n]) for n in a}
+    return {n: _cka_or_nan(a[n], b[n]) for n in a}
+
+
+def _cka_or_nan(x: torch.Tensor, y: torch.Tensor) -> float:
+    constant = any(bool((m == m[0]).all()) for m in (x, y))  # the same vector for every input
+    return float("nan") if constant else linear_cka(x, y)
 
 
 def with_imagenet_head(tuned: nn.Module, original: nn.Module) -> nn.Module:
