@@ -9,6 +9,7 @@ Two measures on source-like images (the scikit-image photos and random crops of 
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 import torch
@@ -19,6 +20,14 @@ from tlcourse import features, models
 
 def linear_cka(x: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray) -> float:
     """Linear CKA between feature matrices x [N,D1] and y [N,D2] of the same N examples (Kornblith et al. 2019)."""
+    cka = _cka_or_nan(x, y)
+    if math.isnan(cka):
+        raise ValueError("a feature matrix is constant: CKA is undefined")
+    return cka
+
+
+def _cka_or_nan(x: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray) -> float:
+    """Linear CKA, or nan when a matrix is the same vector for every example (nothing varies: CKA is undefined)."""
     x = torch.as_tensor(np.asarray(x) if not torch.is_tensor(x) else x, dtype=torch.float64)
     y = torch.as_tensor(np.asarray(y) if not torch.is_tensor(y) else y, dtype=torch.float64)
     if x.ndim != 2 or y.ndim != 2 or len(x) != len(y):
@@ -26,9 +35,7 @@ def linear_cka(x: torch.Tensor | np.ndarray, y: torch.Tensor | np.ndarray) -> fl
     x, y = x - x.mean(0), y - y.mean(0)  # centre every feature
     cross = (y.T @ x).norm() ** 2  # ||Y^T X||_F^2
     denom = (x.T @ x).norm() * (y.T @ y).norm()
-    if denom == 0:
-        raise ValueError("a feature matrix is constant: CKA is undefined")
-    return float(cross / denom)
+    return float("nan") if denom == 0 else float(cross / denom)
 
 
 def photo_crops(photos: dict[str, np.ndarray], crops_per_photo: int = 6, seed: int = 0) -> list[np.ndarray]:
@@ -72,11 +79,6 @@ def cka_by_stage(reference: nn.Module | dict[str, torch.Tensor], tuned: nn.Modul
     a = reference if isinstance(reference, dict) else stage_features(reference, x)
     b = stage_features(tuned, x)
     return {n: _cka_or_nan(a[n], b[n]) for n in a}
-
-
-def _cka_or_nan(x: torch.Tensor, y: torch.Tensor) -> float:
-    constant = any(bool((m == m[0]).all()) for m in (x, y))  # the same vector for every input
-    return float("nan") if constant else linear_cka(x, y)
 
 
 def with_imagenet_head(tuned: nn.Module, original: nn.Module) -> nn.Module:
