@@ -50,9 +50,11 @@ course: assets
 	@echo "== executing $(words $(NOTEBOOKS)) notebooks in full mode (outputs saved in place)"
 	@for nb in $(NOTEBOOKS); do \
 	  echo "-- $$nb"; start=$$(date +%s); \
-	  TLCOURSE_SMOKE=0 $(PY) -m jupyter nbconvert --to notebook --execute --inplace \
+	  TLCOURSE_SMOKE=0 TQDM_DISABLE=1 HF_DATASETS_DISABLE_PROGRESS_BARS=1 HF_HUB_DISABLE_PROGRESS_BARS=1 \
+	    $(PY) -m jupyter nbconvert --to notebook --execute --inplace \
 	    --ExecutePreprocessor.timeout=-1 --ExecutePreprocessor.kernel_name=python3 "$$nb" || exit 1; \
 	  echo "   done in $$(( $$(date +%s) - start )) s"; \
+	  $(PY) -m tlcourse.nbclean "$$nb" || exit 1; \
 	done
 	@$(PY) -m tlcourse.results readme
 	@echo "== results: results/*.json (one file per notebook) and the table in README.md"

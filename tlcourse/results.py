@@ -27,6 +27,7 @@ def atomic_file(path: Path):
     os.close(fd)
     try:
         yield tmp
+        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)  # not mkstemp's private 0600
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
