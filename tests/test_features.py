@@ -59,7 +59,7 @@ def test_feature_key_changes_with_everything():
                 seed=0, stage="block5", size=64)  # fmt: skip
     k0 = features.cache_path(features.feature_key(**base))
     for change in [dict(split="train"), dict(indices=np.arange(1, 5)), dict(indices=None), dict(pretrained=False),
-                   dict(stage="block4"), dict(size=96), dict(variant="lite2")]:  # fmt: skip
+                   dict(stage="block4"), dict(size=96), dict(variant="lite2"), dict(reestimate_bn=True)]:  # fmt: skip
         assert features.cache_path(features.feature_key(**{**base, **change})) != k0, change
     assert features.cache_path(features.feature_key(**base)) == k0
 
@@ -168,52 +168,42 @@ def test_check_nearest_centroid_verdicts(capsys):
     assert out.count("✅") == 1 and out.count("❌") == 2 and out.count("⏳") == 1
 
 
-def test_check_most_confused_verdicts(capsys):
-    def right(cm):
-        off = cm.astype(float)
-        np.fill_diagonal(off, -1)
-        return tuple(int(v) for v in np.unravel_index(off.argmax(), cm.shape))
-
-    cm = np.array([[5, 1, 0], [4, 6, 0], [0, 0, 9]])
-    assert feature_checks.check_most_confused(right, cm, ["a", "b", "c"])
-    assert "'b' is called 'a'" in capsys.readouterr().out
-    assert not feature_checks.check_most_confused(
-        lambda cm: tuple(int(v) for v in np.unravel_index(cm.argmax(), cm.shape))
-    )
-    assert not feature_checks.check_most_confused(lambda cm: [0, 1])
-    assert not feature_checks.check_most_confused(_stub)
-
-
-def test_check_probe_stage_verdicts(capsys):
-    from tlcourse import data
-
-    def right(stage, tr, te):
-        _, ytr = data.fashion_mnist("train")
-        _, yte = data.fashion_mnist("test")
-        a = features.cached_features("fashion_mnist", "train", tr, stages=[stage], size=32, progress=False)[stage]
-        b = features.cached_features("fashion_mnist", "test", te, stages=[stage], size=32, progress=False)[stage]
-        return features.probe_accuracy(a, ytr[tr], b, yte[te])
-
-    kw = dict(size=32, n_per_class=5, n_test=60)
-    assert feature_checks.check_probe_stage(right, **kw)
-    assert not feature_checks.check_probe_stage(lambda s, tr, te: right(s, tr, te) * 0.5, **kw)
-    assert not feature_checks.check_probe_stage(lambda s, tr, te: "high", **kw)
-    assert not feature_checks.check_probe_stage(_stub, **kw)
-    out = capsys.readouterr().out
-    assert out.count("✅") == 1 and out.count("⏳") == 1
+def test_reestimate_batchnorm_uses_the_images_statistics_and_nothing_else():
+    model = features.load_backbone("lite0", pretrained=False)  # stored statistics: mean 0, var 1
+    weights = {k: v.clone() for k, v in model.state_dict().items() if "running" not in k and "num_batches" not in k}
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (40, 28, 28), dtype=np.uint8)
+    features.reestimate_batchnorm(model, images, size=32, batch_size=20)  # equal batches: the mean of batch means
+    assert not model.training and model.bn1.momentum == 0.1  # left in eval mode, momentum restored
+    x = models.to_lite_input(images, 32)  # [40,3,32,32]
+    h = model.conv_stem(x)  # [40,32,16,16] the first BatchNorm's input
+    torch.testing.assert_close(model.bn1.running_mean, h.mean((0, 2, 3)), atol=1e-4, rtol=1e-4)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in weights.items())  # weights untouched
+    before = model.bn2.running_mean.clone()
+    features.reestimate_batchnorm(model, images, size=32, layers=[model.bn1])  # only the layers asked for
+    assert torch.equal(model.bn2.running_mean, before)
+    with pytest.raises(ValueError, match="no images"):
+        features.reestimate_batchnorm(model, images[:0], size=32)
+    with pytest.raises(ValueError, match="no BatchNorm"):
+        features.reestimate_batchnorm(torch.nn.Linear(2, 2), images, size=32)
 
 
-def test_most_confused_accepts_any_tied_pair(capsys):
-    import numpy as np
+def test_cached_features_with_reestimated_batchnorm_differ(tmp_path):
+    idx = np.array([0, 3, 7, 9])
+    kw = dict(stages=["block0"], size=32, cache_dir=tmp_path, progress=False, pretrained=False)
+    plain = features.cached_features("fashion_mnist", "test", idx, **kw)["block0"]
+    renorm = features.cached_features("fashion_mnist", "test", idx, reestimate_bn=True, **kw)["block0"]
+    assert plain.shape == renorm.shape and not np.allclose(plain, renorm)
+    assert len(list(tmp_path.glob("*.safetensors"))) == 2  # two keys, two files
 
-    from tlcourse import feature_checks
 
-    cm = np.array([[9, 4, 1], [4, 9, 0], [0, 1, 9]])  # (0,1) and (1,0) tie at 4
-
-    def last_tied(m):
-        off = m.astype(float).copy()
-        np.fill_diagonal(off, -1)
-        i, j = np.argwhere(off == off.max())[-1]
-        return int(i), int(j)
-
-    assert feature_checks.check_most_confused(last_tied, cm)
+def test_probe_predictions_and_curve_rows_pair_by_seed():
+    x, y = blobs(n=300, k=3)
+    pred = features.probe_predictions(x[:150], y[:150], x[150:], C=0.1)
+    assert pred.shape == (150,) and (pred == y[150:]).mean() > 0.9
+    curve = features.probe_curve(x[:150], y[:150], x[150:], shots=[2, 5], seeds=[0, 1, 2], C=0.1)
+    assert set(curve) == {2, 5, "full"} and curve[2].shape == (3, 150) and curve["full"].shape == (1, 150)
+    again = features.probe_curve(x[:150], y[:150], x[150:], shots=[2], seeds=[0, 1, 2], C=0.1, full=False)
+    np.testing.assert_array_equal(again[2], curve[2])  # same seed, same labelled subset, same predictions
+    acc = features.data_efficiency(x[:150], y[:150], x[150:], y[150:], [5], [1], full=False)
+    assert acc[5][0] == pytest.approx((curve[5][1] == y[150:]).mean())  # row 1 is seed 1

@@ -59,12 +59,45 @@ def pooled_stages(model: nn.Module, x: torch.Tensor, stages: Sequence[str],
 
 
 def load_backbone(variant: str = "lite0", pretrained: bool = True, seed: int = 0) -> nn.Module:
-    """A frozen EfficientNet-Lite in eval mode: ImageNet weights, or a seeded random init when pretrained=False."""
+    """A frozen EfficientNet-Lite in eval mode: ImageNet weights, or a seeded random init when pretrained=False.
+
+    A random init keeps BatchNorm's default statistics (mean 0, var 1: the layers are then the identity);
+    `reestimate_batchnorm` replaces them by statistics of real images.
+    """
     torch.manual_seed(seed)  # fixes the random init (ignored by the ImageNet weights)
     model = models.load_efficientnet(variant, pretrained=pretrained).eval()
     for p in model.parameters():
         p.requires_grad_(False)
     return model
+
+
+@torch.no_grad()
+def reestimate_batchnorm(model: nn.Module, images: np.ndarray, size: int = 64, batch_size: int = 64,
+                         layers: Sequence[nn.Module] | None = None) -> nn.Module:  # fmt: skip
+    """Replace every BatchNorm layer's running mean/var by the statistics of `images` (uint8 [N,H,W(,3)]).
+
+    A cumulative average over the batches (momentum=None), with no gradients and no weight change; the model is left
+    in eval mode. On a random init it replaces the stored statistics (mean 0, variance 1: the identity); on a
+    pretrained network it swaps the source's statistics for the target's (AdaBN).
+    `layers` limits it to some BatchNorm layers (default: all); forward hooks that force eval mode must be off.
+    """
+    bns = [m for m in (model.modules() if layers is None else layers) if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        raise ValueError("the model has no BatchNorm layers to re-estimate")
+    if len(images) == 0:
+        raise ValueError("no images given: pass the (training) images whose statistics the BatchNorm layers should use")
+    momenta = [m.momentum for m in bns]
+    device = next(model.parameters()).device
+    model.eval()
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average: every batch counts the same
+        m.train()
+    for start in range(0, len(images), batch_size):
+        model(models.to_lite_input(images[start : start + batch_size], size).to(device))  # [B,3,size,size]
+    for m, momentum in zip(bns, momenta, strict=True):
+        m.momentum = momentum
+    return model.eval()
 
 
 def extract_features(model: nn.Module, images: np.ndarray, stages: Sequence[str], size: int = 64,
@@ -81,10 +114,14 @@ def extract_features(model: nn.Module, images: np.ndarray, stages: Sequence[str]
     return {s: np.concatenate(c) if c else np.zeros((0, 0), np.float32) for s, c in chunks.items()}
 
 
+BN_IMAGES = 2000  # reestimate_bn=True: BatchNorm statistics are estimated on this many training images
+
+
 def feature_key(dataset: str, split: str, indices: np.ndarray | None, variant: str, pretrained: bool, seed: int,
-                stage: str, size: int) -> dict:  # fmt: skip
+                stage: str, size: int, reestimate_bn: bool = False) -> dict:  # fmt: skip
     """Everything that changes one cached feature matrix, as a JSON-able dict."""
     weights = "imagenet" if pretrained else f"random-init-seed{seed}"
+    weights += f"-bn{BN_IMAGES}" if reestimate_bn else ""
     subset = "all" if indices is None else hashlib.sha256(np.asarray(indices, np.int64).tobytes()).hexdigest()[:16]
     n = None if indices is None else len(indices)
     return {"dataset": dataset, "split": split, "subset": subset, "n": n, "model": f"tf_efficientnet_{variant}",
@@ -124,16 +161,18 @@ def _save(path: Path, key: dict, features: np.ndarray) -> None:
 
 def cached_features(dataset: str = "fashion_mnist", split: str = "train", indices: np.ndarray | None = None, *,
                     stages: Sequence[str] = ("block5",), size: int = 64, variant: str = "lite0",
-                    pretrained: bool = True, seed: int = 0, batch_size: int = 64, cache_dir: Path | None = None,
-                    progress: bool = True) -> dict[str, np.ndarray]:  # fmt: skip
+                    pretrained: bool = True, seed: int = 0, reestimate_bn: bool = False, batch_size: int = 64,
+                    cache_dir: Path | None = None, progress: bool = True) -> dict[str, np.ndarray]:  # fmt: skip
     """Pooled features {stage: [N,C]} of a dataset split (or the rows `indices` of it), extracted once and cached.
 
     Missing stages are computed together in one pass of the frozen backbone; stages already cached are read from disk.
+    reestimate_bn=True first replaces the BatchNorm statistics by those of `BN_IMAGES` training images (a random
+    init's stored ones are mean 0, variance 1, so its BatchNorm layers are then the identity).
     """
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; choose from {list(DATASETS)}")
     stages = list(dict.fromkeys(stages))
-    keys = {s: feature_key(dataset, split, indices, variant, pretrained, seed, s, size) for s in stages}
+    keys = {s: feature_key(dataset, split, indices, variant, pretrained, seed, s, size, reestimate_bn) for s in stages}
     out = {s: _load(cache_path(k, cache_dir), k) for s, k in keys.items()}
     missing = [s for s, f in out.items() if f is None]
     if missing:
@@ -141,6 +180,10 @@ def cached_features(dataset: str = "fashion_mnist", split: str = "train", indice
         if indices is not None:
             images = images[np.asarray(indices)]
         model = load_backbone(variant, pretrained, seed)
+        if reestimate_bn:
+            train_images, train_labels = DATASETS[dataset]("train")
+            n_per_class = BN_IMAGES // len(np.unique(train_labels))
+            reestimate_batchnorm(model, train_images[data.per_class_indices(train_labels, n_per_class, seed)], size)
         weights = "ImageNet" if pretrained else "random-init"
         fresh = extract_features(model, images, missing, size, batch_size, progress, f"{weights} {split} {size}px")
         for s, f in fresh.items():
@@ -175,6 +218,24 @@ def probe_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray,
                    C: float = 0.1) -> float:  # fmt: skip
     """Test accuracy of a scaled logistic-regression probe trained on (train_x, train_y)."""
     return float(logistic_probe(train_x, train_y, C).score(test_x, test_y))
+
+
+def probe_predictions(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, C: float = 0.1) -> np.ndarray:
+    """Predicted labels [N_test] of a scaled logistic-regression probe trained on (train_x, train_y)."""
+    return logistic_probe(train_x, train_y, C).predict(test_x)
+
+
+def probe_curve(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, shots: Sequence[int],
+                seeds: Sequence[int], C: float = 0.1, full: bool = True) -> dict[int | str, np.ndarray]:  # fmt: skip
+    """Test predictions of the scaled probe at n labels per class, one row per seed (a different labelled subset):
+    {n: int [len(seeds), N_test]}, and "full": [1, N_test] trained on all of train_x. Pair rows across inputs by seed."""
+    out: dict[int | str, np.ndarray] = {}
+    for n in shots:
+        rows = [data.per_class_indices(train_y, n, seed) for seed in seeds]
+        out[n] = np.stack([probe_predictions(train_x[i], train_y[i], test_x, C) for i in rows])  # [seeds, N_test]
+    if full:
+        out["full"] = probe_predictions(train_x, train_y, test_x, C)[None]  # [1, N_test]
+    return out
 
 
 def choose_C(train_x: np.ndarray, train_y: np.ndarray, val_x: np.ndarray, val_y: np.ndarray,

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from tlcourse import features, models
 from tlcourse.results import atomic_file
-from tlcourse.train import evaluate, fit
+from tlcourse.train import evaluate, fit, predict
 
 # peak learning rates used by the lesson's recipes, written out in full (AdamW)
 HEAD_LR = 3e-3  # the fresh, randomly initialised linear classifier
@@ -280,21 +280,22 @@ def image_loader(images: np.ndarray, labels: np.ndarray, size: int, batch_size: 
     return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, collate_fn=collate, generator=gen)
 
 
-def train_strategy(name: str, train_data: tuple[np.ndarray, np.ndarray], val_data: tuple[np.ndarray, np.ndarray], *,
+def train_strategy(name: str, train_data: tuple[np.ndarray, np.ndarray], val_data: tuple[np.ndarray, np.ndarray] | None, *,
                    size: int = 64, epochs: int = 5, batch_size: int = 32, augment: bool = True, lr: float | None = None,
                    warmup: float = WARMUP, label_smoothing: float = LABEL_SMOOTHING, seed: int = 0,
                    max_steps_per_epoch: int | None = None, test_data: tuple[np.ndarray, np.ndarray] | None = None,
-                   progress: bool = True) -> tuple[nn.Module, dict, Recipe]:  # fmt: skip
+                   bn: str | None = None, progress: bool = True) -> tuple[nn.Module, dict, Recipe]:  # fmt: skip
     """Load Lite0 (ImageNet, or random for "random init"), apply recipe `name`, train with fit(); (model, history, recipe).
 
-    `val_data` is scored after every epoch (the learning curves: history["val_loss"], ["val_acc"]); `test_data`, if
-    given, once after the last epoch (history["test_loss"], ["test_acc"], floats): a small validation set keeps the
-    curves cheap, a large test set keeps the final comparison precise.
+    `val_data` (or None) is scored before training (history["val_acc_start"]) and after every epoch (the learning
+    curves: history["val_loss"], ["val_acc"]); `test_data`, if given, once after the last epoch (history["test_loss"],
+    ["test_acc"] floats, ["test_pred"] the predicted labels): a small validation set keeps the curves cheap, a large
+    test set keeps the final comparison precise.
 
     Every strategy shares the rest of the recipe: AdamW (weight decay 0.01), `warmup_cosine` over all the steps,
     cross-entropy with `label_smoothing`, and (augment=True) random 2-pixel shifts and horizontal flips.
     `lr` overrides the rate of the pretrained layers for "full", and the single rate of "head only" and "random init"
-    (e.g. to show a bad one).
+    (e.g. to show a bad one). `bn` chooses what BatchNorm does (see `set_batchnorm`); None keeps the recipe's choice.
     """
     if name not in RECIPES:
         raise ValueError(f"unknown strategy {name!r}; choose from {list(RECIPES)}")
@@ -303,9 +304,40 @@ def train_strategy(name: str, train_data: tuple[np.ndarray, np.ndarray], val_dat
     torch.manual_seed(seed)  # the same fresh head (and the same random init) for every strategy
     model = models.load_efficientnet("lite0", pretrained=name != "random init", num_classes=10)
     recipe = RECIPES[name](model) if lr is None else RECIPES[name](model, lr)
+    set_batchnorm(model, bn, train_data[0], size)
     history = _train(model, recipe, train_data, val_data, size, epochs, batch_size, augment, warmup, label_smoothing,
                      seed, max_steps_per_epoch, test_data, progress)  # fmt: skip
     return model.eval(), history, recipe
+
+
+BN_MODES = {
+    "pinned": "ImageNet running statistics, never updated (eval mode throughout)",
+    "train": "batch statistics while training, running statistics updated (PyTorch's default; fastai's train_bn)",
+    "target": "statistics re-estimated on the training images once before training, then pinned (AdaBN)",
+}
+
+
+def set_batchnorm(model: nn.Module, mode: str | None, images: np.ndarray | None = None, size: int = 64) -> None:
+    """What the BatchNorm layers of trainable stages do while training: one of BN_MODES, or None (leave the recipe's).
+
+    "target" needs the training `images` (uint8 [N,H,W]). Stages a recipe froze keep their statistics in every mode.
+    """
+    if mode is None:
+        return
+    if mode not in BN_MODES:
+        raise ValueError(f"unknown BatchNorm mode {mode!r}; choose from {list(BN_MODES)} (or None for the recipe's)")
+    pin_batchnorm(model, False)
+    if mode == "train":
+        return
+    if mode == "target":
+        if images is None:
+            raise ValueError('bn="target" needs the training images to estimate the statistics on')
+        free = [
+            m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and not hasattr(m, "_tl_pin")
+        ]
+        if free:
+            features.reestimate_batchnorm(model, np.asarray(images), size, layers=free)  # frozen stages keep theirs
+    pin_batchnorm(model)
 
 
 def _train(model: nn.Module, recipe: Recipe, train_data, val_data, size, epochs, batch_size, augment, warmup,
@@ -314,17 +346,22 @@ def _train(model: nn.Module, recipe: Recipe, train_data, val_data, size, epochs,
     (test_data given) one final score on the test images."""
     model = model.to(memory_format=torch.channels_last)  # same weights; CPU convolutions run faster in this layout
     train_loader = image_loader(*train_data, size, batch_size, shuffle=True, augment=augment, seed=seed)
-    val_loader = image_loader(*val_data, size, batch_size=200)
+    val_loader = None if val_data is None else image_loader(*val_data, size, batch_size=200)
     optimizer = recipe.optimizer()
     steps = len(train_loader) if max_steps_per_epoch is None else min(len(train_loader), max_steps_per_epoch)
     loss_fn = functools.partial(nn.functional.cross_entropy, label_smoothing=label_smoothing)
+    start = None if val_loader is None else evaluate(model, val_loader, loss_fn=loss_fn)  # epoch 0: before training
     history = fit(model, train_loader, val_loader, epochs=epochs, optimizer=optimizer,
                   scheduler=warmup_cosine(optimizer, epochs * steps, warmup), loss_fn=loss_fn,
                   on_epoch_end=recipe.on_epoch_end, max_steps_per_epoch=max_steps_per_epoch, progress=progress,
                   desc=recipe.name)  # fmt: skip
+    if start is not None:
+        history["val_loss_start"], history["val_acc_start"] = start["loss"], start["acc"]
     if test_data is not None:
-        metrics = evaluate(model, image_loader(*test_data, size, batch_size=200), loss_fn=loss_fn)
-        history["test_loss"], history["test_acc"] = metrics["loss"], metrics["acc"]
+        logits, labels = predict(model, image_loader(*test_data, size, batch_size=200))
+        history["test_loss"] = float(loss_fn(logits, labels))
+        history["test_pred"] = logits.argmax(1).numpy()  # [N_test] for paired comparisons on the same test images
+        history["test_acc"] = float((logits.argmax(1) == labels).float().mean())
     return history
 
 
@@ -374,17 +411,18 @@ def lp_ft(net: ProbeNetwork, lrs: dict[str, float] | None = None, head_lr: float
                                                          "lr": head_lr}])  # fmt: skip
 
 
-def train_lp_ft(probe, train_data: tuple[np.ndarray, np.ndarray], val_data: tuple[np.ndarray, np.ndarray], *,
+def train_lp_ft(probe, train_data: tuple[np.ndarray, np.ndarray], val_data: tuple[np.ndarray, np.ndarray] | None, *,
                 stages: tuple[str, ...] = ("block3", "block4", "block5"), size: int = 64, epochs: int = 5,
                 batch_size: int = 32, augment: bool = True, warmup: float = WARMUP,
                 label_smoothing: float = LABEL_SMOOTHING, seed: int = 0, max_steps_per_epoch: int | None = None,
-                test_data: tuple[np.ndarray, np.ndarray] | None = None,
+                test_data: tuple[np.ndarray, np.ndarray] | None = None, bn: str | None = None,
                 progress: bool = True) -> tuple[ProbeNetwork, dict, Recipe]:  # fmt: skip
     """LP-FT from a fitted lesson-01 probe on `stages` (features.logistic_probe): ImageNet Lite0 + the probe as
     `ProbeNetwork`, recipe `lp_ft`, then the same training as `train_strategy`; (network, history, recipe)."""
     torch.manual_seed(seed)
     net = ProbeNetwork(models.load_efficientnet("lite0", num_classes=10), probe, stages)
     recipe = lp_ft(net)
+    set_batchnorm(net, bn, train_data[0], size)
     history = _train(net, recipe, train_data, val_data, size, epochs, batch_size, augment, warmup, label_smoothing,
                      seed, max_steps_per_epoch, test_data, progress)  # fmt: skip
     return net.eval(), history, recipe

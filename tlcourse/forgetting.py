@@ -62,12 +62,14 @@ def stage_features(model: nn.Module, x: torch.Tensor, batch_size: int = 32) -> d
     """Globally average-pooled output of every stage of an EfficientNet for inputs x: {stage: [N,C]} (eval mode)."""
     names = features.stage_names(model)
     was_training = model.training
+    device = next(model.parameters()).device
     model.eval()
     try:
-        chunks = [features.pooled_stages(model, x[s : s + batch_size], names) for s in range(0, len(x), batch_size)]
+        chunks = [features.pooled_stages(model, x[s : s + batch_size].to(device), names)
+                  for s in range(0, len(x), batch_size)]  # fmt: skip
     finally:
         model.train(was_training)
-    return {n: torch.cat([c[n] for c in chunks]) for n in names}  # [N,C]
+    return {n: torch.cat([c[n].cpu() for c in chunks]) for n in names}  # [N,C]
 
 
 def cka_by_stage(reference: nn.Module | dict[str, torch.Tensor], tuned: nn.Module, x: torch.Tensor) -> dict[str, float]:
@@ -109,3 +111,30 @@ def imagenet_agreement(
     before = imagenet_top1(original, x) if before is None else before  # [N]
     after = imagenet_top1(with_imagenet_head(tuned, original), x)  # [N]
     return float((before == after).float().mean())
+
+
+@torch.no_grad()
+def imagenet_drift(original: nn.Module, tuned: nn.Module, x: torch.Tensor,
+                   reference: dict[str, torch.Tensor] | None = None, confident: float = 0.5) -> dict:  # fmt: skip
+    """How far a tuned backbone moved from the original, from one forward pass of each over source images x.
+
+    Returns {"cka": {stage: linear CKA}, "kl": mean KL(original || tuned + original ImageNet head),
+    "top1_kept": fraction of top-1 classes kept, "top1_kept_confident": the same on the images where the original's
+    top-1 probability is ≥ `confident`, "n_confident", "top5_overlap": mean share of the original's top 5 kept}.
+    `reference` may hold `stage_features(original, x)`, computed once for many tuned models.
+    """
+    if original.classifier.out_features != 1000:
+        raise ValueError(
+            "`original` must keep its ImageNet head: load it with models.load_efficientnet(num_classes=None)"
+        )
+    a = stage_features(original, x) if reference is None else reference
+    b = stage_features(tuned, x)
+    head = copy.deepcopy(original.classifier).cpu().eval()
+    p, q = head(a["head"]).log_softmax(1), head(b["head"]).log_softmax(1)  # [N,1000] original head on both backbones
+    keep = p.exp().max(1).values >= confident  # [N] images the original is sure about
+    same = p.argmax(1) == q.argmax(1)  # [N]
+    top5 = (p.topk(5).indices[:, :, None] == q.topk(5).indices[:, None, :]).any(2).float().mean(1)  # [N]
+    return {"cka": {n: _cka_or_nan(a[n], b[n]) for n in a}, "kl": float((p.exp() * (p - q)).sum(1).mean()),
+            "top1_kept": float(same.float().mean()), "n_confident": int(keep.sum()),
+            "top1_kept_confident": float(same[keep].float().mean()) if keep.any() else float("nan"),
+            "top5_overlap": float(top5.mean())}  # fmt: skip

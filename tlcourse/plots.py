@@ -130,24 +130,23 @@ def learning_curves(histories: Mapping[str, Mapping[str, Sequence[float]]] | Map
     return fig
 
 
-def data_efficiency_curve(curves: Mapping[str, Mapping[int | str, Sequence[float]]], full_x: float | None = None, full_label: str = "full",
-                          ax=None, xlabel: str = "labelled examples per class", ylabel: str = "test accuracy",
-                          title: str = "") -> plt.Axes:  # fmt: skip
-    """Accuracy vs number of labels, log x: a mean line and a min–max band over seeds for each curve.
+def data_efficiency_curve(curves: Mapping[str, Mapping[int | str, Sequence[float]]], full_x: float | None = None,
+                          full_label: str = "full", ax=None, xlabel: str = "labelled examples per class",
+                          ylabel: str = "test accuracy", title: str = "", errorbar="sd") -> plt.Axes:  # fmt: skip
+    """Accuracy vs number of labels, log x: seaborn's mean line with the spread over seeds (`errorbar`, default ± 1 sd).
 
     `curves` maps a name to {n: [acc per seed]}; a key "full" (the whole training set) is drawn at x=`full_x`
-    with the tick label `full_label`.
+    with the tick label `full_label`. Pass errorbar=("pi", 100) for the min–max band, ("ci", 95) for a bootstrap CI.
     """
+    import pandas as pd
+    import seaborn as sns
+
     ax = _axes(ax, (6, 4))
-    for i, (name, points) in enumerate(curves.items()):
-        xs = [k for k in points if k != "full"]
-        if "full" in points and full_x is not None:
-            xs.append("full")
-        x = np.array([full_x if k == "full" else k for k in xs], float)
-        accs = [np.asarray(points[k], float) for k in xs]
-        mean = np.array([a.mean() for a in accs])
-        ax.plot(x, mean, "o-", color=f"C{i}", label=name, ms=4)
-        ax.fill_between(x, [a.min() for a in accs], [a.max() for a in accs], color=f"C{i}", alpha=0.2)
+    rows = [{"curve": name, "x": full_x if k == "full" else k, "acc": float(a)}
+            for name, points in curves.items() for k, accs in points.items()
+            if k != "full" or full_x is not None for a in accs]  # fmt: skip
+    sns.lineplot(pd.DataFrame(rows), x="x", y="acc", hue="curve", errorbar=errorbar, marker="o", markersize=5,
+                 markeredgewidth=0, ax=ax)  # fmt: skip
     ax.set_xscale("log")
     ticks = sorted({k for p in curves.values() for k in p if k != "full"})
     labels = [str(t) for t in ticks]
@@ -158,6 +157,44 @@ def data_efficiency_curve(curves: Mapping[str, Mapping[int | str, Sequence[float
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    ax.legend(frameon=False)
+    ax.legend(title=None, frameon=False)
     ax.set_title(title)
     return ax
+
+
+def learning_curve_grid(histories: Mapping[str, Sequence[Mapping[str, Sequence[float]]] | Mapping[str, Sequence[float]]],
+                        key: str = "acc", ncols: int = 3, start: Mapping[str, float] | None = None,
+                        title: str = "") -> plt.Figure:  # fmt: skip
+    """Small multiples: one panel per run name, train (dashed) and validation (solid) `key` per epoch.
+
+    Each value is one `fit` history or a list of them (one per seed: mean line and ± 1 sd band, via seaborn).
+    `start` optionally gives each name's validation score before training, drawn at epoch 0.
+    """
+    import pandas as pd
+    import seaborn as sns
+
+    names = list(histories)
+    nrows = -(-len(names) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.5 * nrows), sharex=True, sharey=True, squeeze=False)
+    for ax, name in zip(axes.flat, names, strict=False):
+        runs = histories[name]
+        runs = [runs] if isinstance(runs, Mapping) else list(runs)
+        rows = [{"epoch": e + 1, "split": split, "value": v, "seed": i}
+                for i, h in enumerate(runs) for split in ("train", "val")
+                for e, v in enumerate(h.get(f"{split}_{key}", []))]  # fmt: skip
+        if start is not None and name in start:
+            rows += [{"epoch": 0, "split": "val", "value": float(start[name]), "seed": i} for i in range(len(runs))]
+        df = pd.DataFrame(rows)
+        sns.lineplot(df, x="epoch", y="value", style="split", style_order=["val", "train"], errorbar="sd",
+                     marker="o", markersize=4, ax=ax, legend=ax is axes.flat[0])  # fmt: skip
+        ax.set_title(name, fontsize=9)
+        ax.set_ylabel(key)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(names) :]:
+        ax.set_axis_off()
+    if axes.flat[0].get_legend() is not None:
+        axes.flat[0].legend(fontsize=7, frameon=False)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
