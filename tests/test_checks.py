@@ -1,3 +1,5 @@
+from verdicts import verdict
+
 from tlcourse import checks
 
 
@@ -10,13 +12,13 @@ def _double_check(fn):
     return checks.run_check("Exercise", body)
 
 
-def _stub(x):
+def stub(x):
     raise NotImplementedError()
 
 
 def test_four_cases_one_line_each(capsys):
     verdicts = {}
-    for name, fn in {"right": lambda x: 2 * x, "wrong": lambda x: x + 1, "type": lambda x: "6", "stub": _stub,
+    for name, fn in {"right": lambda x: 2 * x, "wrong": lambda x: x + 1, "type": lambda x: "6", "stub": stub,
                      "crash": lambda x: x / 0, "not_callable": 6}.items():  # fmt: skip
         ok = _double_check(fn)
         out = capsys.readouterr().out.strip()
@@ -42,25 +44,13 @@ PHOTO_TOP1 = {"coffee": ("espresso", 0.88), "chelsea": ("Egyptian cat", 0.79), "
 PREDS = {name: [top1, ("other", 0.01)] for name, top1 in PHOTO_TOP1.items()}
 
 
-def _verdict(check, *args) -> tuple[bool, str]:
-    import contextlib
-    import io
-
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        ok = check(*args)
-    lines = out.getvalue().strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in lines[0], lines
-    return ok, lines[0]
-
-
 def test_check_least_confident_accepts_a_threshold_between_the_two_groups():
-    ok, line = _verdict(checks.check_least_confident, lambda top: top[0][1] < 0.5, PREDS)
+    ok, line = verdict(checks.check_least_confident, lambda top: top[0][1] < 0.5, PREDS)
     assert ok and line.startswith(checks.PASS)
     assert "between 0.30 and 0.79" in line and "'drilling platform'" in line and "trusts it" in line
-    ok, line = _verdict(checks.check_least_confident, lambda top: top[0][1] < 0.6, PREDS)  # also flags the rocket
+    ok, line = verdict(checks.check_least_confident, lambda top: top[0][1] < 0.6, PREDS)  # also flags the rocket
     assert ok and "your rule flags it" in line
-    ok, _ = _verdict(checks.check_least_confident, lambda top: top[0][1] - top[1][1] < 0.5, PREDS)  # a margin rule
+    ok, _ = verdict(checks.check_least_confident, lambda top: top[0][1] - top[1][1] < 0.5, PREDS)  # a margin rule
     assert ok
 
 
@@ -78,9 +68,9 @@ def test_check_least_confident_catches_wrong_rules():
         "crash": (lambda top: top[0][2], "IndexError"),
     }
     for name, (rule, text) in wrong.items():
-        ok, line = _verdict(checks.check_least_confident, rule, PREDS)
+        ok, line = verdict(checks.check_least_confident, rule, PREDS)
         assert not ok and line.startswith(checks.FAIL) and text in line, (name, line)
-    ok, line = _verdict(checks.check_least_confident, _stub, PREDS)
+    ok, line = verdict(checks.check_least_confident, stub, PREDS)
     assert not ok and line.startswith(checks.TODO) and "not done yet" in line
 
 
@@ -91,5 +81,5 @@ def test_check_least_confident_does_not_let_the_rule_change_preds():
         top.clear()  # mutates its argument
         return True
 
-    _verdict(checks.check_least_confident, greedy, preds)
+    verdict(checks.check_least_confident, greedy, preds)
     assert preds == PREDS

@@ -1,26 +1,10 @@
 """Tests for the reworked lesson-01 checks: a right answer gets ✅, each typical wrong one ❌ with its own message, a stub ⏳."""
 
-import contextlib
-import io
-
 import numpy as np
+from verdicts import stub, verdict
 
 from tlcourse import feature_checks as fc
 from tlcourse import features
-
-
-def _stub(*args):
-    raise NotImplementedError()
-
-
-def _verdict(check, *args) -> tuple[bool, str]:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        ok = check(*args)
-    lines = out.getvalue().strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in lines[0], lines
-    return ok, lines[0]
-
 
 # ---- 1.1 choose on validation, report test once -----------------------------------------------------------------------
 
@@ -43,12 +27,12 @@ def _choose_by(split_name):
 
 
 def test_probe_stage_check_accepts_choosing_on_validation_and_reports_the_optimism():
-    ok, line = _verdict(fc.check_probe_stage, _choose_by("val"))
+    ok, line = verdict(fc.check_probe_stage, _choose_by("val"))
     assert ok and line.startswith("✅")
     lesson = fc._toy_splits(seed=2)  # stands in for the lesson's splits: validation and test disagree here
-    ok, line = _verdict(fc.check_probe_stage, _choose_by("val"), fc.TOY_CANDIDATES, *lesson)
+    ok, line = verdict(fc.check_probe_stage, _choose_by("val"), fc.TOY_CANDIDATES, *lesson)
     assert ok and "validation chose a" in line and "would have picked b" in line and "points of optimism" in line
-    ok, line = _verdict(fc.check_probe_stage, _choose_by("val"), {"only a": ("s_a",)}, *lesson)
+    ok, line = verdict(fc.check_probe_stage, _choose_by("val"), {"only a": ("s_a",)}, *lesson)
     assert ok and "picked the same" in line
 
 
@@ -72,9 +56,9 @@ def test_probe_stage_check_catches_each_wrong_protocol():
         "crash": (lambda c, f, v, t: c["missing"], "KeyError"),
     }
     for name, (fn, text) in cases.items():
-        ok, line = _verdict(fc.check_probe_stage, fn)
+        ok, line = verdict(fc.check_probe_stage, fn)
         assert not ok and line.startswith("❌") and text in line, (name, line)
-    ok, line = _verdict(fc.check_probe_stage, _stub)
+    ok, line = verdict(fc.check_probe_stage, stub)
     assert not ok and line.startswith("⏳")
 
 
@@ -98,11 +82,11 @@ def _gain(before, after):
 
 
 def test_most_confused_check_accepts_recall_gain_and_reports_the_lesson_case():
-    ok, line = _verdict(fc.check_most_confused, _gain)
+    ok, line = verdict(fc.check_most_confused, _gain)
     assert ok and line.startswith("✅")
     before = np.array([[50, 40, 10], [10, 80, 10], [5, 5, 90]])
     after = np.array([[85, 10, 5], [10, 85, 5], [3, 7, 90]])
-    ok, line = _verdict(fc.check_most_confused, _gain, before, after, ["tee", "shirt", "bag"])
+    ok, line = verdict(fc.check_most_confused, _gain, before, after, ["tee", "shirt", "bag"])
     assert ok
     assert "'tee' gained most recall (0.50 → 0.85)" in line and "called 'shirt' (40% → 10%)" in line
     assert "a true 'tee' called 'shirt' 10 times (40 before)" in line
@@ -136,9 +120,9 @@ def test_most_confused_check_catches_each_wrong_reading():
         "crash": (lambda b, a: 1 / 0, "ZeroDivisionError"),
     }
     for name, (fn, text) in cases.items():
-        ok, line = _verdict(fc.check_most_confused, fn)
+        ok, line = verdict(fc.check_most_confused, fn)
         assert not ok and line.startswith("❌") and text in line, (name, line)
-    ok, line = _verdict(fc.check_most_confused, _stub)
+    ok, line = verdict(fc.check_most_confused, stub)
     assert not ok and line.startswith("⏳")
 
 
@@ -155,5 +139,5 @@ def test_most_confused_check_accepts_any_tied_answer():
         return c, int(np.flatnonzero(fall == fall.max())[-1])
 
     assert last_tied(before, after) == (1, 2) and _gain(before, after) == (0, 1)
-    assert _verdict(fc.check_most_confused, last_tied, before, after)[0]
-    assert _verdict(fc.check_most_confused, _gain, before, after)[0]
+    assert verdict(fc.check_most_confused, last_tied, before, after)[0]
+    assert verdict(fc.check_most_confused, _gain, before, after)[0]

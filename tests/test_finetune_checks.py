@@ -1,24 +1,9 @@
 """Tests for the reworked lesson-02 checks (2.1 a decay for a budget, 2.3 what CKA cannot see): a right answer gets ✅,
 each typical wrong one ❌ with its own message, a stub ⏳ — one line each, never a traceback."""
 
-import contextlib
-import io
+from verdicts import stub, verdict
 
 from tlcourse import finetune_checks as fc
-
-
-def _stub(*args):
-    raise NotImplementedError()
-
-
-def _verdict(check, *args) -> tuple[bool, str]:
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        ok = check(*args)
-    lines = out.getvalue().strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in lines[0], lines
-    return ok, lines[0]
-
 
 # ---- 2.1 a decay for a budget ----------------------------------------------------------------------------------------
 
@@ -28,7 +13,7 @@ def _decay(names, low, high, ratio):
 
 
 def test_decay_check_accepts_the_kth_root_and_measures_the_course_rates():
-    ok, line = _verdict(fc.check_layerwise_lrs, _decay)
+    ok, line = verdict(fc.check_layerwise_lrs, _decay)
     assert ok and line.startswith("✅")
     assert "8 stages below the head" in line and "decay ≤ 0.688" in line and "misses" in line  # 0.7 ** 8 > 1/20
 
@@ -43,9 +28,9 @@ def test_decay_check_catches_each_wrong_answer():
         "crash": (lambda n, lo, hi, r: n.index("nope"), "ValueError"),
     }
     for name, (fn, text) in cases.items():
-        ok, line = _verdict(fc.check_layerwise_lrs, fn)
+        ok, line = verdict(fc.check_layerwise_lrs, fn)
         assert not ok and line.startswith("❌") and text in line, (name, line)
-    ok, line = _verdict(fc.check_layerwise_lrs, _stub)
+    ok, line = verdict(fc.check_layerwise_lrs, stub)
     assert not ok and line.startswith("⏳")
 
 
@@ -61,23 +46,23 @@ RIGHT = {"rotate": True, "permute": True, "scale": True, "shift": True, "stretch
 
 
 def test_cka_check_accepts_the_right_answers_and_reports_the_lesson_run():
-    ok, line = _verdict(fc.check_cka, lambda: dict(RIGHT))
+    ok, line = verdict(fc.check_cka, lambda: dict(RIGHT))
     assert ok and "CKA is blind to rotate, permute, scale, shift" in line
     cka = {"head only": {"block3": 1.0, "head": 1.0}, "full": {"block3": 0.99, "head": 0.9},
            "random init": {"block3": 0.4, "head": 0.95}, "scratch lr": {"block3": 0.7, "head": float("nan")}}  # fmt: skip
     kept = {"head only": 1.0, "full": 0.1, "random init": 0.0, "scratch lr": 0.0}
-    ok, line = _verdict(fc.check_cka, lambda: dict(RIGHT), cka, kept)
+    ok, line = verdict(fc.check_cka, lambda: dict(RIGHT), cka, kept)
     assert ok and "'full' has CKA 0.900 at head and kept 10%" in line  # head only and random init are left out
 
 
 def test_cka_check_catches_each_wrong_answer():
     for name in RIGHT:
         flipped = {**RIGHT, name: not RIGHT[name]}
-        ok, line = _verdict(fc.check_cka, lambda f=flipped: f)
+        ok, line = verdict(fc.check_cka, lambda f=flipped: f)
         assert not ok and line.startswith("❌") and "1 of 7 answers wrong; e.g. you say CKA is" in line, name
         assert repr(name) in line and fc.BLIND_HINTS[name] in line
     all_true = {k: True for k in RIGHT}
-    assert "3 of 7 answers wrong" in _verdict(fc.check_cka, lambda: all_true)[1]
+    assert "3 of 7 answers wrong" in verdict(fc.check_cka, lambda: all_true)[1]
     cases = {
         "missing key": (lambda: {k: v for k, v in RIGHT.items() if k != "mix"}, "missing ['mix']"),
         "extra key": (lambda: {**RIGHT, "flip": True}, "unexpected ['flip']"),
@@ -86,7 +71,7 @@ def test_cka_check_catches_each_wrong_answer():
         "crash": (lambda: 1 / 0, "ZeroDivisionError"),
     }
     for name, (fn, text) in cases.items():
-        ok, line = _verdict(fc.check_cka, fn)
+        ok, line = verdict(fc.check_cka, fn)
         assert not ok and line.startswith("❌") and text in line, (name, line)
-    ok, line = _verdict(fc.check_cka, _stub)
+    ok, line = verdict(fc.check_cka, stub)
     assert not ok and line.startswith("⏳")

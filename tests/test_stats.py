@@ -198,7 +198,10 @@ def test_comparison_strings_row_and_verdict():
     assert str(tie) == ("full vs discriminative: tie within noise, +0.3 points "
                         "(95% CI \u22120.9 to +1.5, p=0.60, 3 seeds × 2,000 test items)")  # fmt: skip
     loss = Comparison("A", "B", -0.02, -0.03, -0.01, 0.004, 1, 500, (-0.02,), level=0.9)
-    assert loss.verdict == "B beats A" and str(loss).startswith("B beats A: \u22122.0 points (90% CI \u22123.0 to")
+    assert loss.verdict == "B beats A" and str(loss).startswith(
+        "B beats A: +2.0 points (90% CI +1.0 to +3.0"
+    )  # winner's side
+    assert loss.points() == "\u22122.0 points (90% CI \u22123.0 to \u22121.0)"  # points() keeps A − B
     assert "p=0.004, 1 seed × 500 test items)" in str(loss)
     assert Comparison("A", "B", -0.0004, -0.0004, 0.0, 1.0, 1, 10, ()).points().startswith("+0.0 points")
     assert win.row() == {"comparison": "LP-FT vs probe", "A − B (points)": 1.6, "95% CI": "+0.4 to +2.8",

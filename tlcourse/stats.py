@@ -106,13 +106,19 @@ class Comparison:
         return f"{_signed(100 * self.diff)} points ({100 * self.level:g}% CI {self.ci()})"
 
     def __str__(self) -> str:
-        """One line, e.g. 'LP-FT beats probe: +1.6 points (95% CI +0.4 to +2.8, p=0.01, 3 seeds × 2,000 test items)'."""
+        """One line, e.g. 'LP-FT beats probe: +1.6 points (95% CI +0.4 to +2.8, p=0.01, 3 seeds × 2,000 test items)'.
+
+        The difference is told from the winner's side (so always positive when one arm wins); `points()` keeps A − B.
+        """
         p = "p<0.001" if self.p < 0.001 else f"p={self.p:.3f}" if self.p < 0.01 else f"p={self.p:.2f}"
         design = f"{self.n_seeds} seed{'s' if self.n_seeds != 1 else ''}"
         design += f" × {self.n_items:,} test items" if self.n_items else ""  # n_items=0: unknown, not shown
         details = f"{self.points()[:-1]}, {p}, {design})"
-        if self.lo > 0 or self.hi < 0:
+        if self.lo > 0:
             return f"{self.verdict}: {details}"
+        if self.hi < 0:  # told from the winner's side: "B beats A: +x points", the interval flipped with it
+            flipped = f"{_signed(-100 * self.diff)} points ({100 * self.level:g}% CI {_signed(-100 * self.hi)} to "
+            return f"{self.verdict}: {flipped}{_signed(-100 * self.lo)}, {p}, {design})"
         return f"{self.a} vs {self.b}: tie within noise, {details}"
 
     def row(self) -> dict:
