@@ -196,7 +196,7 @@ def test_result_like_accepts(text):
 def _bars(**kw) -> str:
     """What tqdm really writes to a stream for a 3-step loop."""
     buf = io.StringIO()
-    list(tqdm(range(3), file=buf, mininterval=0, **kw))
+    list(tqdm(range(3), file=buf, mininterval=0, disable=False, **kw))  # even where TQDM_DISABLE=1 (make test)
     return buf.getvalue()
 
 
