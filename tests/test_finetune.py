@@ -213,7 +213,7 @@ def test_linear_cka_properties():
         forgetting.linear_cka(torch.ones(5, 2), x[:5])
 
 
-def test_stage_features_cka_and_imagenet_agreement():
+def test_stage_features_and_imagenet_drift_on_a_tiny_net():
     seed_everything(0)
     original = TinyNet(num_classes=1000).eval()
     with torch.no_grad():
@@ -224,27 +224,28 @@ def test_stage_features_cka_and_imagenet_agreement():
     tuned = TinyNet(num_classes=10)
     tuned.load_state_dict({k: v for k, v in original.state_dict().items() if not k.startswith("classifier")},
                           strict=False)  # fmt: skip
-    same = forgetting.cka_by_stage(original, tuned, x)
-    assert all(v == pytest.approx(1.0) for v in same.values())
-    assert forgetting.imagenet_agreement(original, tuned, x) == 1.0  # same backbone + original head: nothing lost
+    same = forgetting.imagenet_drift(original, tuned, x)
+    assert all(v == pytest.approx(1.0) for v in same["cka"].values())
+    assert same["top1_kept"] == 1.0  # same backbone + original head: nothing lost
     with torch.no_grad():
         for p in tuned.blocks[6].parameters():
             p.add_(3 * torch.randn_like(p))
-    moved = forgetting.cka_by_stage(feats, tuned, x)  # precomputed reference features
-    assert moved["block5"] == pytest.approx(1.0) and moved["block6"] < 0.99
+    moved = forgetting.imagenet_drift(original, tuned, x, reference=feats)  # precomputed reference features
+    assert moved["cka"]["block5"] == pytest.approx(1.0) and moved["cka"]["block6"] < 0.99
     collapsed = copy.deepcopy(tuned)
     with torch.no_grad():
         collapsed.blocks[6][0].weight.zero_()  # block6 now outputs one vector for every input
-    dead = forgetting.cka_by_stage(feats, collapsed, x)
+    dead = forgetting.imagenet_drift(original, collapsed, x, reference=feats)["cka"]
     assert math.isnan(dead["block6"]) and math.isnan(dead["head"]) and dead["block5"] == pytest.approx(1.0)
-    kept = forgetting.imagenet_agreement(original, tuned, x)
-    assert kept < 1.0 and kept == forgetting.imagenet_agreement(
-        original, tuned, x, forgetting.imagenet_top1(original, x)
+    assert moved["top1_kept"] < 1.0
+    again = forgetting.imagenet_drift(original, tuned, x)  # without the reference: the same answer
+    assert again["cka"] == moved["cka"]
+    assert {k: v for k, v in again.items() if k != "cka"} == pytest.approx(
+        {k: v for k, v in moved.items() if k != "cka"}, nan_ok=True
     )
-    assert forgetting.with_imagenet_head(tuned, original).classifier.out_features == 1000
     assert tuned.classifier.out_features == 10  # the tuned model itself is left alone
     with pytest.raises(ValueError, match="ImageNet head"):
-        forgetting.with_imagenet_head(tuned, TinyNet(10))
+        forgetting.imagenet_drift(TinyNet(10), tuned, x)
     rng = np.random.default_rng(0)
     photos = {
         "a": rng.integers(0, 256, (40, 60, 3), dtype=np.uint8),

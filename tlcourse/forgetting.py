@@ -1,9 +1,9 @@
 """Catastrophic forgetting, measured: how far fine-tuning moved a backbone from its ImageNet original.
 
-Two measures on source-like images (the scikit-image photos and random crops of them):
+Measured on source-like images (the scikit-image photos and random crops of them) by `imagenet_drift`:
 - linear CKA between the original's and the fine-tuned model's features, stage by stage (1 = same representation);
-- ImageNet top-1 agreement: the fine-tuned backbone with the ORIGINAL ImageNet classifier re-attached,
-  compared with the original model's top-1 class (1 = every prediction kept).
+- the fine-tuned backbone with the ORIGINAL ImageNet classifier re-attached, against the original: KL divergence,
+  top-5 overlap and top-1 agreement (on all images, and on those the original is confident about).
 """
 
 from __future__ import annotations
@@ -72,47 +72,6 @@ def stage_features(model: nn.Module, x: torch.Tensor, batch_size: int = 32) -> d
     return {n: torch.cat([c[n].cpu() for c in chunks]) for n in names}  # [N,C]
 
 
-def cka_by_stage(reference: nn.Module | dict[str, torch.Tensor], tuned: nn.Module, x: torch.Tensor) -> dict[str, float]:
-    """Linear CKA per stage between a reference (model, or its `stage_features` on x, computed once) and a tuned model.
-
-    A stage whose features are the same for every input (it collapsed, e.g. every unit dead after a far too large
-    learning rate) carries no information about the inputs: its CKA is undefined and reported as nan.
-    """
-    a = reference if isinstance(reference, dict) else stage_features(reference, x)
-    b = stage_features(tuned, x)
-    return {n: _cka_or_nan(a[n], b[n]) for n in a}
-
-
-def with_imagenet_head(tuned: nn.Module, original: nn.Module) -> nn.Module:
-    """A copy of the fine-tuned model wearing the original 1000-class ImageNet classifier (eval mode)."""
-    if original.classifier.out_features != 1000:
-        raise ValueError(
-            "`original` must keep its ImageNet head: load it with models.load_efficientnet(num_classes=None)"
-        )
-    model = copy.deepcopy(tuned)
-    model.classifier = copy.deepcopy(original.classifier)
-    return model.eval()
-
-
-@torch.no_grad()
-def imagenet_top1(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """ImageNet top-1 class index [N] of a 1000-class model on inputs x [N,3,H,W]."""
-    model.eval()
-    return torch.cat([model(x[s : s + 32]).argmax(1) for s in range(0, len(x), 32)])  # [N]
-
-
-def imagenet_agreement(
-    original: nn.Module, tuned: nn.Module, x: torch.Tensor, before: torch.Tensor | None = None
-) -> float:
-    """Fraction of inputs where the tuned backbone + original ImageNet head keeps the original's top-1 class.
-
-    `before` may hold the original's `imagenet_top1(original, x)`, computed once for many tuned models.
-    """
-    before = imagenet_top1(original, x) if before is None else before  # [N]
-    after = imagenet_top1(with_imagenet_head(tuned, original), x)  # [N]
-    return float((before == after).float().mean())
-
-
 @torch.no_grad()
 def imagenet_drift(original: nn.Module, tuned: nn.Module, x: torch.Tensor,
                    reference: dict[str, torch.Tensor] | None = None, confident: float = 0.5) -> dict:  # fmt: skip
@@ -121,7 +80,8 @@ def imagenet_drift(original: nn.Module, tuned: nn.Module, x: torch.Tensor,
     Returns {"cka": {stage: linear CKA}, "kl": mean KL(original || tuned + original ImageNet head),
     "top1_kept": fraction of top-1 classes kept, "top1_kept_confident": the same on the images where the original's
     top-1 probability is ≥ `confident`, "n_confident", "top5_overlap": mean share of the original's top 5 kept}.
-    `reference` may hold `stage_features(original, x)`, computed once for many tuned models.
+    `reference` may hold `stage_features(original, x)`, computed once for many tuned models. A stage whose features
+    are the same for every input (it collapsed, e.g. after a far too large learning rate) has CKA nan: undefined.
     """
     if original.classifier.out_features != 1000:
         raise ValueError(
