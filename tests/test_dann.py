@@ -150,3 +150,35 @@ def test_train_dann_separate_batches_calls_the_encoder_per_domain(one_thread, se
     dann.train_dann(model, dann.DomainDiscriminator(8), DataLoader(source, batch_size=5), DataLoader(target, batch_size=5),
                     epochs=1, separate_batches=separate, progress=False)  # fmt: skip
     assert model.encoder.sizes == sizes
+
+
+def test_annealed_schedule_matches_train_dann_learning_rates():
+    model = nn.Linear(2, 2)
+    opt = torch.optim.AdamW(model.parameters(), lr=0.01)
+    sched = dann.annealed_schedule(opt, total_steps=10)
+    seen = []
+    for _ in range(10):
+        seen.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert seen == pytest.approx([0.01 * dann.dann_lr_factor(t / 10) for t in range(10)])
+    with pytest.raises(ValueError, match="total_steps"):
+        dann.annealed_schedule(opt, 0)
+
+
+def test_train_dann_with_lambda_zero_sends_no_domain_gradient_to_the_encoder(one_thread):
+    x = torch.randn(32, 4, generator=torch.Generator().manual_seed(0))
+    src = DataLoader(TensorDataset(x, (x[:, 0] > 0).long()), batch_size=8)
+
+    def encoder_after(lam, shift):
+        torch.manual_seed(0)
+        model, disc = domains.SplitNet(nn.Linear(4, 8), nn.Linear(8, 2)), dann.DomainDiscriminator(8)
+        before = disc.net[0].weight.detach().clone()
+        tgt = DataLoader(TensorDataset(x + shift, torch.zeros(32, dtype=torch.long)), batch_size=8)
+        dann.train_dann(model, disc, src, tgt, epochs=2, max_lambda=lam, progress=False)
+        assert not torch.equal(disc.net[0].weight, before)  # the discriminator learns either way
+        return model.encoder.weight.detach()
+
+    # λ = 0: the target data cannot move the encoder (no BatchNorm here), whatever it is; λ = 1: it does
+    assert torch.equal(encoder_after(0.0, 3.0), encoder_after(0.0, -7.0))
+    assert not torch.allclose(encoder_after(1.0, 3.0), encoder_after(1.0, -7.0))

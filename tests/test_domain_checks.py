@@ -1,6 +1,7 @@
 """Tests for tlcourse.domain_checks: right, wrong, wrong-type and unfinished answers each get a verdict, never a raise."""
 
 import numpy as np
+from verdicts import verdict
 
 from tlcourse import domain_checks as dc
 
@@ -33,9 +34,19 @@ def test_balanced_accuracy_check(capsys):
     assert "ZeroDivisionError" in capsys.readouterr().out
 
 
-def test_prior_threshold_check():
-    assert dc.check_prior_threshold(lambda s, r: float(np.quantile(np.asarray(s), 1 - r)))
-    assert not dc.check_prior_threshold(lambda s, r: float(np.quantile(np.asarray(s), r)))  # wrong tail
-    assert not dc.check_prior_threshold(lambda s, r: 0.5)
-    assert not dc.check_prior_threshold(lambda s, r: [0.5])
-    assert not dc.check_prior_threshold(_stub)
+def _best_threshold(s, y):
+    s, y = np.asarray(s), np.asarray(y)
+
+    def bal(t):
+        return np.mean([((s >= t)[y == c] == c).mean() for c in (0, 1)])
+
+    return float(max(np.unique(s), key=bal))
+
+
+def test_threshold_from_labels_check():
+    assert dc.check_threshold_from_labels(_best_threshold)
+    ok, line = verdict(dc.check_threshold_from_labels, lambda s, y: 0.5)  # the default threshold is not the best
+    assert not ok and "try every score" in line
+    assert not dc.check_threshold_from_labels(lambda s, y: float(np.quantile(s, 1 - np.mean(y))))  # prior matching
+    assert not dc.check_threshold_from_labels(lambda s, y: [0.5])
+    assert not dc.check_threshold_from_labels(_stub)

@@ -74,6 +74,9 @@ def test_predict_proba(tok_model):
     p = text_models.predict_proba(model, tok, ["great", "awful film", "meh"], batch_size=2)
     assert p.shape == (3, 2) and np.allclose(p.sum(1), 1, atol=1e-5)
     assert text_models.predict_proba(model, tok, []).shape == (0, 2)
+    texts = ["a long sentence about a film that goes on and on", "ok", "a middling one", "bad"]
+    each = np.concatenate([text_models.predict_proba(model, tok, [t]) for t in texts])
+    assert np.allclose(text_models.predict_proba(model, tok, texts, batch_size=2), each, atol=1e-5)  # order kept
     with pytest.raises(TypeError, match="list of strings"):
         text_models.predict_proba(model, tok, "great")
 
@@ -94,6 +97,10 @@ def test_make_trainer_settings(rt, tok_model, tmp_path):
     assert tr.args.load_best_model_at_end and tr.args.metric_for_best_model == "accuracy"
     assert tr.args.eval_strategy == "epoch" and tr.args.save_only_model
     assert tr.args.train_sampling_strategy == "group_by_length"
+    fixed = text_models.make_trainer(model, tok, data, None, text_models.recipe(smoke=True), tmp_path, progress=False)
+    assert (
+        fixed.args.eval_strategy == "no" and fixed.args.save_strategy == "no" and not fixed.args.load_best_model_at_end
+    )
 
 
 def test_save_reload_pipeline_same_predictions(tok_model, tmp_path):

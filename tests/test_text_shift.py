@@ -57,3 +57,45 @@ def test_few_shot_fine_tune_runs_on_tiny_data():
     assert any(not np.allclose(before[k].numpy(), after[k].numpy()) for k in before)
     with pytest.raises(ValueError, match="labels"):
         text_shift.few_shot_fine_tune(model, tok, texts, [1, 0], epochs=1)
+
+
+def _overconfident(n=4000, sharpen=3.0, seed=0):
+    rng = np.random.default_rng(seed)
+    logit = rng.normal(0, 2, n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    return y, 1 / (1 + np.exp(-logit)), 1 / (1 + np.exp(-sharpen * logit))  # labels, calibrated, over-confident
+
+
+def test_ece_is_small_when_calibrated_and_large_when_overconfident():
+    y, calibrated, over = _overconfident()
+    assert text_shift.expected_calibration_error(y, calibrated) < 0.03
+    assert text_shift.expected_calibration_error(y, over) > 0.08
+    perfect = np.array([1.0, 1.0, 0.0, 0.0])
+    assert text_shift.expected_calibration_error([1, 1, 0, 0], perfect) == 0.0
+    two = np.c_[[0.2, 0.8], [0.8, 0.2]]  # [2,2]: both predictions made with confidence 0.8
+    assert text_shift.expected_calibration_error([1, 0], two) == pytest.approx(0.2)  # both right
+    assert text_shift.expected_calibration_error([0, 1], two) == pytest.approx(0.8)  # both wrong
+    with pytest.raises(ValueError, match="same N"):
+        text_shift.expected_calibration_error([1, 0, 1], [0.5, 0.5])
+
+
+def test_temperature_scaling_undoes_sharpening_and_keeps_the_ranking():
+    y, _, over = _overconfident(sharpen=3.0)
+    t = text_shift.fit_temperature(y, over)
+    assert 2.5 < t < 3.5  # the sharpening factor
+    scaled = text_shift.apply_temperature(over, t)  # [N,2]
+    assert scaled.shape == (len(y), 2) and np.allclose(scaled.sum(1), 1)
+    assert text_shift.expected_calibration_error(y, scaled) < 0.03
+    assert np.array_equal(np.argsort(scaled[:, 1], kind="stable"), np.argsort(over, kind="stable"))
+    assert np.allclose(text_shift.apply_temperature(over, 1.0)[:, 1], over, atol=1e-9)
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        text_shift.apply_temperature(over, 0.0)
+
+
+def test_few_shot_fine_tune_without_eval_data_leaves_no_autocast_wrapper():
+    from tlcourse import text_models
+
+    tok, model = text_models.new_classifier(text_models.recipe(smoke=True))
+    texts = ["great, it worked", "awful side effects"]
+    out = text_shift.few_shot_fine_tune(model, tok, texts, [1, 0], epochs=1, max_length=16, progress=False)
+    assert not hasattr(out.forward, "__wrapped__")  # plain float32 forward, as a reloaded model

@@ -55,3 +55,24 @@ def test_device_defaults(monkeypatch):
     assert asked == [1]  # fit asks config.get_device(): Colab's GPU when present
     assert train._model_device(nn.Linear(4, 2)) == torch.device("cpu")
     assert train._model_device(nn.ReLU()) == torch.device("cpu")
+
+
+def test_reestimate_batchnorm_uses_the_given_inputs_only():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3))
+    x = torch.randn(64, 3) * 2 + 5
+    before = [p.detach().clone() for p in model.parameters()]
+    loader = DataLoader(TensorDataset(x, torch.zeros(64)), batch_size=16)
+    train.reestimate_batchnorm(model, loader)  # (x, y) batches; labels ignored
+    with torch.no_grad():
+        h = model[0](x)
+    bn = model[1]
+    assert torch.allclose(bn.running_mean, h.mean(0), atol=1e-5)
+    assert not model.training and bn.momentum == 0.1
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    train.reestimate_batchnorm(model, [x[:32], x[32:]])  # plain tensors work too
+    assert torch.allclose(bn.running_mean, h.mean(0), atol=1e-5)
+    with pytest.raises(ValueError, match="no BatchNorm"):
+        train.reestimate_batchnorm(nn.Linear(3, 3), [x])
+    with pytest.raises(ValueError, match="no batches"):
+        train.reestimate_batchnorm(model, [])

@@ -76,6 +76,17 @@ def dann_lr_factor(progress: float, alpha: float = 10.0, beta: float = 0.75) -> 
     return 1.0 / (1.0 + alpha * progress) ** beta
 
 
+def annealed_schedule(optimizer: torch.optim.Optimizer, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """A per-step scheduler with train_dann's annealing lr · dann_lr_factor(t / total_steps), for `train.fit`.
+
+    Gives a source-only (or target-supervised) baseline exactly the learning-rate schedule DANN trains with, so a
+    comparison with DANN differs in the adversarial loss and the target batches only.
+    """
+    if total_steps < 1:
+        raise ValueError(f"total_steps must be ≥ 1 (epochs × batches per epoch); got {total_steps}")
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda t: dann_lr_factor(min(t / total_steps, 1.0)))
+
+
 def encode_domains(encoder: nn.Module, xs: torch.Tensor, xt: torch.Tensor, separate: bool = True) -> torch.Tensor:
     """Features [Bs+Bt,F] of a source batch xs and a target batch xt, source rows first.
 

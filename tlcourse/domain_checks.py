@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from tlcourse.checks import CheckFailed, call, expect, expect_type, run_check
+from tlcourse.checks import call, expect, expect_type, run_check
 
 
 def check_reverse_gradient(fn) -> bool:
@@ -57,22 +57,32 @@ def check_balanced_accuracy(fn) -> bool:
     return run_check("Exercise 4.2 (balanced accuracy)", body)
 
 
-def check_prior_threshold(fn) -> bool:
-    """Exercise 4.3: threshold_for_rate(scores, rate) so that a fraction `rate` of scores is >= the threshold."""
+def _balanced(scores: np.ndarray, labels: np.ndarray, threshold: float) -> float:
+    pred = (scores >= threshold).astype(int)
+    return float(np.mean([(pred[labels == c] == c).mean() for c in (0, 1)]))
+
+
+def check_threshold_from_labels(fn) -> bool:
+    """Exercise 4.3: threshold_from_labels(scores, labels) reaches the best balanced accuracy any threshold reaches."""
 
     def body():
-        rng = np.random.default_rng(1)
-        for n, rate in ((1000, 0.72), (343, 0.5), (50, 0.1)):
-            scores = rng.random(n)
-            out = call(fn, scores, rate)
-            expect_type(out, (float, np.floating), "threshold_for_rate(...)")
-            got = float((scores >= float(out)).mean())
-            expect(abs(got - rate) <= 1.0 / n + 1e-9,
-                   f"with rate={rate}, {got:.3f} of the scores are >= your threshold {float(out):.3f}",
-                   hint="the (1 - rate) quantile of the scores: np.quantile(scores, 1 - rate)")  # fmt: skip
-        scores = rng.random(100)
-        if abs(float(call(fn, scores, 0.3)) - float(call(fn, scores, 0.7))) < 1e-12:
-            raise CheckFailed("the threshold does not depend on the rate", hint="use the rate argument")
-        return "the threshold now matches the positive rate you expect in the target domain."
+        rng = np.random.default_rng(3)
+        cases = [(np.array([0.1, 0.2, 0.3, 0.6, 0.7, 0.9]), np.array([0, 0, 1, 1, 1, 1]))]  # best cut at 0.3, not 0.5
+        cases.append((np.array([0.05, 0.1, 0.15, 0.2, 0.3, 0.35, 0.4, 0.45]), np.array([0, 0, 1, 0, 1, 1, 1, 1])))
+        for n, shift in ((16, -0.25), (64, 0.2), (200, -0.1)):  # a miscalibrated model on a shifted target
+            y = (rng.random(n) < 0.72).astype(int)
+            y[:2] = [0, 1]  # both classes present
+            cases.append((np.clip(0.5 + shift + 0.25 * (2 * y - 1) + rng.normal(0, 0.2, n), 0, 1), y))
+        for scores, y in cases:
+            out = call(fn, scores.copy(), y.copy())
+            expect_type(out, (float, int, np.floating, np.integer), "threshold_from_labels(...)")
+            best = max(_balanced(scores, y, t) for t in np.r_[np.unique(scores), np.inf])
+            got = _balanced(scores, y, float(out))
+            expect(got >= best - 1e-9,
+                   f"on {len(y)} labelled examples your threshold {float(out):.3f} reaches balanced accuracy {got:.3f}; "
+                   f"the best threshold reaches {best:.3f}",
+                   hint="predict positive when score >= t; try every score as t and keep the t with the highest "
+                        "balanced accuracy on these labelled examples")  # fmt: skip
+        return "your threshold is the best one these labelled examples can tell you."
 
-    return run_check("Exercise 4.3 (threshold for a target prior)", body)
+    return run_check("Exercise 4.3 (a threshold from k labelled reviews)", body)

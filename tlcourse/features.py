@@ -24,6 +24,7 @@ from tlcourse import data, models
 from tlcourse.config import data_dir
 from tlcourse.results import atomic_file
 from tlcourse.train import fit
+from tlcourse.train import reestimate_batchnorm as reestimate_from_batches
 
 FEATURES_VERSION = 1  # bump when the extraction code changes what it computes: old cache files are then ignored
 DATASETS: dict[str, Callable[[str], tuple[np.ndarray, np.ndarray]]] = {"fashion_mnist": data.fashion_mnist}
@@ -81,23 +82,13 @@ def reestimate_batchnorm(model: nn.Module, images: np.ndarray, size: int = 64, b
     pretrained network it swaps the source's statistics for the target's (AdaBN).
     `layers` limits it to some BatchNorm layers (default: all); forward hooks that force eval mode must be off.
     """
-    bns = [m for m in (model.modules() if layers is None else layers) if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    if not bns:
-        raise ValueError("the model has no BatchNorm layers to re-estimate")
     if len(images) == 0:
         raise ValueError("no images given: pass the (training) images whose statistics the BatchNorm layers should use")
-    momenta = [m.momentum for m in bns]
     device = next(model.parameters()).device
-    model.eval()
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative moving average: every batch counts the same
-        m.train()
-    for start in range(0, len(images), batch_size):
-        model(models.to_lite_input(images[start : start + batch_size], size).to(device))  # [B,3,size,size]
-    for m, momentum in zip(bns, momenta, strict=True):
-        m.momentum = momentum
-    return model.eval()
+    batches = (
+        models.to_lite_input(images[i : i + batch_size], size).to(device) for i in range(0, len(images), batch_size)
+    )
+    return reestimate_from_batches(model, batches, layers=layers)  # batches of [B,3,size,size]
 
 
 def extract_features(model: nn.Module, images: np.ndarray, stages: Sequence[str], size: int = 64,

@@ -112,13 +112,15 @@ def make_trainer(model, tokenizer, train, eval_data, rec: Recipe | None = None, 
                  progress: bool = True):  # fmt: skip
     """A Trainer for sequence classification: eval + checkpoint each epoch, best model (val accuracy) kept at the end.
 
-    `train` / `eval_data` are tokenized Datasets with a `label` column. Checkpoints go to `output_dir`
-    (default: a fresh temp folder); no hub pushes, no report_to integrations.
+    `train` / `eval_data` are tokenized Datasets with a `label` column; eval_data=None trains the fixed number of
+    epochs with no evaluation and no checkpoints (when there is no labelled data to choose an epoch on).
+    Checkpoints go to `output_dir` (default: a fresh temp folder); no hub pushes, no report_to integrations.
     """
     from transformers import PrinterCallback, Trainer, TrainingArguments
 
     rec = rec or recipe()
     steps = int(np.ceil(len(train) / rec.batch_size) * rec.epochs)
+    select = eval_data is not None  # evaluate each epoch and keep the best one
     args = TrainingArguments(
         output_dir=str(output_dir or tempfile.mkdtemp(prefix="tlcourse-trainer-")),
         num_train_epochs=rec.epochs,
@@ -128,12 +130,12 @@ def make_trainer(model, tokenizer, train, eval_data, rec: Recipe | None = None, 
         weight_decay=rec.weight_decay,
         warmup_steps=int(rec.warmup_ratio * steps),
         bf16=rec.bf16,
-        eval_strategy="epoch",
-        save_strategy="epoch",
+        eval_strategy="epoch" if select else "no",
+        save_strategy="epoch" if select else "no",
         save_only_model=True,  # no optimizer state: checkpoints are just safetensors weights
         save_total_limit=1,  # keeps the best checkpoint (and the latest)
-        load_best_model_at_end=True,
-        metric_for_best_model="accuracy",
+        load_best_model_at_end=select,
+        metric_for_best_model="accuracy" if select else None,
         logging_strategy="steps",
         logging_steps=max(1, steps // 20),
         report_to="none",
@@ -171,18 +173,26 @@ def fine_tune(data, rec: Recipe | None = None, progress: bool = True):
         trainer.train_seconds = float(out.metrics["train_runtime"])
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    trainer.model = trained_model(trainer)
+    return tok, trainer
+
+
+def trained_model(trainer):
+    """The trainer's model in eval mode without the mixed-precision wrapper the Trainer put on its forward().
+
+    After a bf16 run the Trainer leaves forward() wrapped in autocast; unwrapped, predictions run in plain float32,
+    exactly like the model saved with save_model and reloaded (and as fast as a fresh model).
+    """
     from accelerate.utils import extract_model_from_parallel
 
-    # drop the bf16-autocast wrapper the Trainer put on forward(): predictions afterwards run in plain float32,
-    # exactly like the model saved with save_model and reloaded
-    trainer.model = extract_model_from_parallel(trainer.model, keep_fp32_wrapper=False).eval()
-    return tok, trainer
+    return extract_model_from_parallel(trainer.model, keep_fp32_wrapper=False).eval()
 
 
 @torch.no_grad()
 def predict_proba(model, tokenizer, texts: list[str], batch_size: int = 64, max_length: int = 128,
                   progress: bool = False) -> np.ndarray:  # fmt: skip
-    """Class probabilities [N,C] for a list of texts (eval mode, batches padded per batch)."""
+    """Class probabilities [N,C] for a list of texts, in their order (eval mode; batches of similar length, padded per
+    batch)."""
     from tqdm.auto import tqdm
 
     if isinstance(texts, str):
@@ -190,12 +200,17 @@ def predict_proba(model, tokenizer, texts: list[str], batch_size: int = 64, max_
     texts = list(texts)
     model.eval()
     device = next(model.parameters()).device
+    if not texts:
+        return np.zeros((0, model.config.num_labels), dtype=np.float32)
+    order = np.argsort([len(t) for t in texts], kind="stable")  # similar lengths per batch: less padding, same result
     out = []
     for i in tqdm(range(0, len(texts), batch_size), desc="predict", disable=not progress, leave=False):
-        enc = tokenizer(texts[i : i + batch_size], truncation=True, max_length=max_length, padding=True,
-                        return_tensors="pt").to(device)  # fmt: skip
+        batch = [texts[j] for j in order[i : i + batch_size]]
+        enc = tokenizer(batch, truncation=True, max_length=max_length, padding=True, return_tensors="pt").to(device)
         out.append(model(**enc).logits.float().softmax(-1).cpu().numpy())  # [B,C]
-    return np.concatenate(out) if out else np.zeros((0, model.config.num_labels), dtype=np.float32)
+    probs = np.concatenate(out)  # [N,C] in length order
+    probs[order] = probs.copy()  # back to the order of `texts`
+    return probs
 
 
 def save_model(model, tokenizer, path: str | Path) -> Path:

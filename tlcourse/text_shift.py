@@ -31,6 +31,63 @@ def shift_metrics(labels, probs, threshold: float = 0.5) -> dict[str, float]:
     }
 
 
+def expected_calibration_error(labels, probs, bins: int = 10) -> float:
+    """ECE of a classifier's confidence: Σ_bins (bin size / N) · |accuracy − mean confidence| over equal-width bins.
+
+    probs [N,C] (or P(positive) [N] for two classes); confidence is the top probability, accuracy whether its class
+    is the label. 0 = perfectly calibrated; 0.1 = confidence off by ten points on average.
+    """
+    p = _two_column(probs)
+    y = np.asarray(labels)
+    if y.shape != (len(p),):
+        raise ValueError(f"labels {y.shape} and probs {p.shape} must describe the same N examples")
+    conf, right = p.max(1), (p.argmax(1) == y).astype(float)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    which = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, bins - 1)  # bin of each confidence
+    return float(sum(abs(right[which == b].mean() - conf[which == b].mean()) * np.mean(which == b)
+                     for b in range(bins) if np.any(which == b)))  # fmt: skip
+
+
+def fit_temperature(labels, probs) -> float:
+    """The temperature T > 0 minimising the negative log-likelihood of softmax(log p / T) on labelled data.
+
+    Fit it on labelled *source* data held out from training (a validation split), then apply it anywhere with
+    `apply_temperature`; T > 1 softens over-confident probabilities. The ranking (and so AUC) never changes.
+    """
+    from scipy.optimize import minimize_scalar
+
+    logp = np.log(np.clip(_two_column(probs), 1e-12, 1.0))  # [N,C] logits up to a constant
+    y = np.asarray(labels).astype(int)
+    if y.shape != (len(logp),):
+        raise ValueError(f"labels {y.shape} and probs {logp.shape} must describe the same N examples")
+
+    def nll(log_t):
+        z = logp / np.exp(log_t)
+        z = z - z.max(1, keepdims=True)
+        return float(-(z[np.arange(len(y)), y] - np.log(np.exp(z).sum(1))).mean())
+
+    return float(np.exp(minimize_scalar(nll, bounds=(-3.0, 3.0), method="bounded").x))
+
+
+def apply_temperature(probs, temperature: float) -> np.ndarray:
+    """softmax(log p / T): probabilities [N,C] with the same ranking, softened (T > 1) or sharpened (T < 1)."""
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0; got {temperature}")
+    z = np.log(np.clip(_two_column(probs), 1e-12, 1.0)) / temperature
+    z = np.exp(z - z.max(1, keepdims=True))
+    return z / z.sum(1, keepdims=True)
+
+
+def _two_column(probs) -> np.ndarray:
+    """[N,C] probabilities from [N,C] or from P(positive) [N]."""
+    p = np.asarray(probs, dtype=np.float64)
+    if p.ndim == 1:
+        p = np.c_[1 - p, p]
+    if p.ndim != 2:
+        raise ValueError(f"pass probabilities [N,C] or P(positive) [N]; got shape {p.shape}")
+    return p
+
+
 def em_prior(probs, source_prior, iters: int = 200, tol: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
     """Re-estimate the target's class prior from unlabelled predictions (Saerens et al. 2002 EM).
 
@@ -71,7 +128,8 @@ def few_shot_fine_tune(model, tokenizer, texts: list[str], labels, *, epochs: fl
                        batch_size: int = 16, max_length: int = 128, seed: int = 0, progress: bool = True):  # fmt: skip
     """Continue fine-tuning a sentiment classifier on k labelled target texts with the lesson-03 Trainer recipe.
 
-    The Trainer evaluates on the same k texts (there is no other labelled target data); returns the model, eval mode.
+    Trains the fixed number of epochs, with no epoch selection: the only labelled target data are the k training texts,
+    and picking an epoch on them would be choosing on training data. Returns the model in eval mode, in float32.
     """
     from datasets import Dataset
 
@@ -86,8 +144,8 @@ def few_shot_fine_tune(model, tokenizer, texts: list[str], labels, *, epochs: fl
     ds = text_models.tokenize(ds, tokenizer, max_length).remove_columns(["text"])
     workdir = tempfile.mkdtemp(prefix="tlcourse-fewshot-")
     try:
-        trainer = text_models.make_trainer(model, tokenizer, ds, ds, rec, output_dir=workdir, progress=progress)
+        trainer = text_models.make_trainer(model, tokenizer, ds, None, rec, output_dir=workdir, progress=progress)
         trainer.train()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    return trainer.model.eval()
+    return text_models.trained_model(trainer)

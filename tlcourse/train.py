@@ -22,6 +22,39 @@ def _model_device(model: nn.Module) -> torch.device:
 
 
 @torch.no_grad()
+def reestimate_batchnorm(model: nn.Module, batches: Iterable, layers: Iterable[nn.Module] | None = None) -> nn.Module:
+    """Replace every BatchNorm layer's running mean/var by the statistics of the inputs in `batches` (AdaBN).
+
+    `batches` yields input tensors, or (x, y) batches whose labels are ignored — no labels are needed. A cumulative
+    average over the batches (momentum=None), with no gradients and no weight change; the model is left in eval mode.
+    `layers` limits it to some BatchNorm layers (default: all); forward hooks that force eval mode must be off.
+    """
+    bns = [m for m in (model.modules() if layers is None else layers) if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        raise ValueError("the model has no BatchNorm layers to re-estimate")
+    momenta = [m.momentum for m in bns]
+    device = _model_device(model)
+    model.eval()
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average: every batch counts the same
+        m.train()
+    seen = 0
+    try:
+        for batch in batches:
+            x = batch[0] if isinstance(batch, list | tuple) else batch
+            model(x.to(device))
+            seen += 1
+    finally:
+        for m, momentum in zip(bns, momenta, strict=True):
+            m.momentum = momentum
+        model.eval()
+    if not seen:
+        raise ValueError("no batches given: pass the (target) inputs whose statistics the BatchNorm layers should use")
+    return model
+
+
+@torch.no_grad()
 def predict(
     model: nn.Module, loader: Iterable, device: torch.device | str | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
