@@ -125,11 +125,13 @@ def few_shot_indices(labels, k: int, seed: int = 0) -> np.ndarray:
 
 
 def few_shot_fine_tune(model, tokenizer, texts: list[str], labels, *, epochs: float = 3.0, lr: float = 3e-5,
-                       batch_size: int = 16, max_length: int = 128, seed: int = 0, progress: bool = True):  # fmt: skip
+                       batch_size: int = 16, max_length: int = 128, seed: int = 0, bf16: bool | None = None,
+                       progress: bool = True):  # fmt: skip
     """Continue fine-tuning a sentiment classifier on k labelled target texts with the lesson-03 Trainer recipe.
 
     Trains the fixed number of epochs, with no epoch selection: the only labelled target data are the k training texts,
-    and picking an epoch on them would be choosing on training data. Returns the model in eval mode, in float32.
+    and picking an epoch on them would be choosing on training data. bf16=None trains in the precision
+    config.precision() picks (True/False force it). Returns the model in eval mode, in float32.
     """
     from datasets import Dataset
 
@@ -139,7 +141,7 @@ def few_shot_fine_tune(model, tokenizer, texts: list[str], labels, *, epochs: fl
     if len(texts) != len(labels):
         raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
     rec = replace(text_models.recipe(smoke=False), epochs=epochs, lr=lr, batch_size=batch_size,
-                  max_length=max_length, seed=seed)  # fmt: skip
+                  max_length=max_length, seed=seed, bf16=bf16)  # fmt: skip
     ds = Dataset.from_dict({"text": list(texts), "label": labels.tolist()})
     ds = text_models.tokenize(ds, tokenizer, max_length).remove_columns(["text"])
     workdir = tempfile.mkdtemp(prefix="tlcourse-fewshot-")
