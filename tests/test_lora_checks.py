@@ -14,16 +14,17 @@ def crash(*args, **kwargs):
     raise KeyError("oops")
 
 
-def extra_params(d_in, d_out, r):
-    return r * (d_in + d_out)
+def largest_rank(shapes, budget):
+    return budget // sum(d_in + d_out for d_in, d_out in shapes)
 
 
 def attention_targets(model):
     return [n for n, m in model.named_modules() if isinstance(m, nn.Linear) and ".attention." in n]
 
 
-def merged_weight(W, A, B, alpha, r):
-    return W + (alpha / r) * B @ A
+def switch_adapter(W_merged, old, new):
+    (A_old, B_old, s_old), (A_new, B_new, s_new) = old, new
+    return W_merged - s_old * B_old @ A_old + s_new * B_new @ A_new
 
 
 def smallest_rank(accuracies, full_acc, points=1.0):
@@ -32,14 +33,19 @@ def smallest_rank(accuracies, full_acc, points=1.0):
 
 
 CASES = {
-    "extra": (lora_checks.check_lora_extra_params, extra_params,
-              [lambda d_in, d_out, r: r * d_in * d_out, lambda d_in, d_out, r: float(r * (d_in + d_out))]),
+    "rank budget": (lora_checks.check_largest_rank, largest_rank,
+                    [lambda shapes, budget: budget // sum(a * b for a, b in shapes),  # counts d_in × d_out
+                     lambda shapes, budget: budget // (shapes[0][0] + shapes[0][1]),  # one layer only
+                     lambda shapes, budget: round(budget / sum(a + b for a, b in shapes)),  # rounds up too
+                     lambda shapes, budget: budget / sum(a + b for a, b in shapes), lambda shapes, budget: None]),
     "targets": (lora_checks.check_attention_targets, attention_targets,
                 [lambda m: [n for n, x in m.named_modules() if isinstance(x, nn.Linear)],
                  lambda m: [n for n, _ in m.named_modules() if n.endswith(("query", "key", "value"))], lambda m: "query"]),
-    "merge": (lora_checks.check_merged_weight, merged_weight,
-              [lambda W, A, B, alpha, r: W + B @ A, lambda W, A, B, alpha, r: W + (alpha / r) * (A.T @ B.T).T.T,
-               lambda W, A, B, alpha, r: (W + (alpha / r) * B @ A).tolist()]),
+    "switch": (lora_checks.check_switch_adapter, switch_adapter,
+               [lambda W, old, new: W + new[2] * new[1] @ new[0],  # merges the new one on top of the old
+                lambda W, old, new: W - old[2] * old[1] @ old[0],  # only undoes
+                lambda W, old, new: W - old[1] @ old[0] + new[1] @ new[0],  # no scaling
+                lambda W, old, new: (W - old[2] * old[1] @ old[0] + new[2] * new[1] @ new[0]).tolist(), lambda W, old, new: W]),
     "rank": (lora_checks.check_smallest_rank, smallest_rank,
              [lambda acc, full, points=1.0: max(acc), lambda acc, full, points=1.0: min(r for r, a in acc.items() if a >= full - points),
               lambda acc, full, points=1.0: str(min(acc))]),
@@ -61,6 +67,19 @@ def test_right_wrong_stub_and_crash(name, capsys):
     assert check("not a function") is False
 
 
+@pytest.mark.parametrize(
+    ("name", "wrong", "words"),
+    [("rank budget", 0, "not d_in × d_out"), ("rank budget", 1, "add up their d_in + d_out"),
+     ("rank budget", 2, "round down"), ("switch", 0, "take the old update out first"),
+     ("switch", 1, "now add the new task's update"), ("switch", 2, "own scaling")],
+)  # fmt: skip
+def test_typical_wrong_answers_get_their_own_hint(name, wrong, words, capsys):
+    check, _, wrongs = CASES[name]
+    assert check(wrongs[wrong]) is False
+    out = capsys.readouterr().out
+    assert out.startswith("❌") and "Hint:" in out and words in out and len(out.strip().splitlines()) == 1
+
+
 def test_checks_report_on_the_lesson_data(capsys):
     from transformers import BertConfig, BertForSequenceClassification
 
@@ -68,6 +87,15 @@ def test_checks_report_on_the_lesson_data(capsys):
     assert lora_checks.check_attention_targets(attention_targets, BertForSequenceClassification(cfg)) is True
     out = capsys.readouterr().out
     assert "8 layers" in out and "% of the model" in out
+    # 2 layers: query+value at r=8 = 8 * 2 * 2 * 16 = 512 numbers; all 12 encoder linears cost 2 * (4*16 + 2*24) = 224
+    assert lora_checks.check_largest_rank(largest_rank, BertForSequenceClassification(cfg)) is True
+    out = capsys.readouterr().out
+    assert "the 512 numbers of r=8 on query+value (4 layers) buy r=2 on all 12 linear layers" in out
+    assert lora_checks.check_switch_adapter(switch_adapter) is True
+    assert "rounding" in capsys.readouterr().out
+    assert lora_checks.check_smallest_rank(smallest_rank, {1: 0.70, 4: 0.795, 8: 0.80}, 0.80, n_test=2591) is True
+    out = capsys.readouterr().out
+    assert "one seed per rank" in out and "0.8 points" in out
     assert lora_checks.check_smallest_rank(smallest_rank, {1: 0.70, 4: 0.795, 8: 0.80}, 0.80) is True
     assert "r=4 came within 1 point" in capsys.readouterr().out
     assert lora_checks.check_smallest_rank(smallest_rank, {1: 0.70}, 0.80) is True
@@ -81,3 +109,27 @@ def test_smallest_rank_on_the_float_boundary_is_right():
 
     assert lora_checks.check_smallest_rank(naive)
     assert lora_checks.check_smallest_rank(lambda acc, full, points=1.0: min(acc)) is False
+
+
+def test_student_stubs_of_lesson_05_say_not_done_yet(capsys):
+    """The solution cells of notebook 05, stubbed as tlcourse.assign does for students, give ⏳ and no traceback."""
+    from pathlib import Path
+
+    import nbformat
+    import torch
+
+    from tlcourse.assign import BEGIN, strip_solutions
+
+    path = Path(__file__).resolve().parent.parent / "notebooks" / "05_lora_peft.ipynb"
+    cells = [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code" and BEGIN in c.source]
+    names = {}
+    for src in cells:
+        exec(strip_solutions(src)[0], {"torch": torch, "nn": nn}, names)
+    checks = {"largest_rank": lora_checks.check_largest_rank, "switch_adapter": lora_checks.check_switch_adapter,
+              "attention_targets": lora_checks.check_attention_targets,
+              "smallest_rank_within": lora_checks.check_smallest_rank}  # fmt: skip
+    assert set(checks) <= set(names), sorted(names)
+    for name, check in checks.items():
+        assert check(names[name]) is False
+        out = capsys.readouterr().out
+        assert out.startswith("⏳") and "Traceback" not in out, (name, out)

@@ -86,6 +86,7 @@ def test_step_timer_records_each_step():
 
 
 def test_train_and_measure_with_a_tiny_model(tmp_path, monkeypatch):
+    import numpy as np
     from datasets import Dataset
     from transformers import AutoTokenizer
 
@@ -105,7 +106,25 @@ def test_train_and_measure_with_a_tiny_model(tmp_path, monkeypatch):
     assert row["method"] == "peft" and row["r"] == 2 and 0.0 <= row["test_acc"] <= 1.0
     assert row["trainable"] == 4 * 2 * 32 + 34 and row["base"] == count_parameters(tiny_bert(30522))[1]
     assert row["ckpt_bytes"] == peft_tools.dir_bytes(tmp_path / "ck") > 0 and row["step_s"] > 0
-    assert not model.training
+    assert not model.training and row["seed"] == rec.seed
+    # test_prob follows the test set's own order (the Trainer's length-grouped eval sampler would reorder it)
+    _, ordered = _tiny_data()
+
+    def sensitive(method, r, rec):  # a head scaled up, so that every item's probabilities differ visibly
+        model = tiny_bert(30522)
+        with torch.no_grad():
+            model.classifier.weight.mul_(1000)
+        return tok, peft_tools.adapt(model, method, r)
+
+    monkeypatch.setattr(peft_tools, "build", sensitive)
+    model, row = peft_tools.train_and_measure("peft", 2, tok, data, data, ordered, rec, tmp_path / "ck2", lr=1e-3,
+                                              progress=False)  # fmt: skip
+    with torch.no_grad():  # one unpadded item at a time, in the dataset's order
+        direct = [model(input_ids=torch.tensor([ids])).logits.softmax(-1)[0].numpy() for ids in ordered["input_ids"]]
+    direct = np.stack(direct)
+    assert np.abs(direct - direct[::-1]).max() > 1e-3  # another order would show
+    np.testing.assert_allclose(row["test_prob"], direct, atol=1e-5)
+    assert row["test_acc"] == pytest.approx(float((row["test_prob"].argmax(1) == np.array(ordered["label"])).mean()))
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
@@ -115,3 +134,94 @@ def test_peak_memory_runs_in_a_fresh_process():
     assert out["train_mb"] == out["peak_mb"] - out["loaded_mb"]
     with pytest.raises(ValueError, match="unknown method"):
         peft_tools.peak_memory("prefix")
+
+
+def test_class_weights_and_weighted_loss():
+    import torch.nn.functional as F
+
+    w = peft_tools.class_weights([0, 1, 1, 1])
+    torch.testing.assert_close(w, torch.tensor([2.0, 2 / 3]))
+    assert float((w * torch.tensor([1.0, 3.0])).sum()) == pytest.approx(4.0)  # each class carries half of the weight
+    with pytest.raises(ValueError, match="at least one example"):
+        peft_tools.class_weights([1, 1])
+    logits, labels = torch.randn(6, 2), torch.tensor([0, 1, 1, 1, 0, 1])
+    loss = peft_tools.weighted_loss(w)
+    torch.testing.assert_close(loss({"logits": logits}, labels), F.cross_entropy(logits, labels, weight=w))
+    torch.testing.assert_close(loss((logits,), labels, num_items_in_batch=6), F.cross_entropy(logits, labels, weight=w))
+    torch.testing.assert_close(peft_tools.weighted_loss([1.0, 1.0])({"logits": logits}, labels),
+                               F.cross_entropy(logits, labels))  # fmt: skip
+
+
+def test_binary_metrics_adds_balanced_accuracy():
+    import numpy as np
+
+    logits = np.array([[0.0, 1.0]] * 4)  # always positive
+    out = peft_tools.binary_metrics((logits, np.array([1, 1, 1, 0])))
+    assert out["accuracy"] == 0.75 and out["balanced_accuracy"] == 0.5 and "f1" in out
+
+
+def test_seed_changes_lora_init_and_same_seed_repeats_it():
+    def lora_a(seed):
+        model = peft_tools.adapt(tiny_bert(), "peft", r=2, seed=seed)
+        return torch.cat([p.detach().flatten() for n, p in model.named_parameters() if "lora_A" in n])
+
+    assert torch.equal(lora_a(0), lora_a(0)) and not torch.equal(lora_a(0), lora_a(1))
+    hand = [peft_tools.adapt(tiny_bert(), "hand", r=2, seed=s) for s in (0, 1)]
+    assert not torch.equal(*(m.bert.encoder.layer[0].attention.self.query.lora_A for m in hand))
+
+
+def _tiny_data(n=24):
+    from datasets import Dataset
+    from transformers import AutoTokenizer
+
+    from tlcourse import text_models
+    from tlcourse.models import minilm_path
+
+    tok = AutoTokenizer.from_pretrained(str(minilm_path()), local_files_only=True)
+    texts = [" ".join(["good" if i % 2 else "bad"] * (1 + i % 5)) + f" {i}" for i in range(n)]  # lengths vary
+    data = text_models.tokenize(Dataset.from_dict({"text": texts, "label": [i % 2 for i in range(n)]}), tok, 16)
+    return tok, data.remove_columns(["text"])
+
+
+def test_same_seed_gives_every_method_the_same_batches(monkeypatch, tmp_path):
+    from tlcourse import text_models
+
+    tok, data = _tiny_data()
+    monkeypatch.setattr(
+        peft_tools, "build", lambda method, r, rec: (tok, peft_tools.adapt(tiny_bert(30522), method, r, seed=rec.seed))
+    )
+    real_make_trainer = text_models.make_trainer
+
+    def batches_of(method, seed):
+        seen = []
+
+        def recording(*args, **kwargs):
+            trainer = real_make_trainer(*args, **kwargs)
+            collate = trainer.data_collator
+            trainer.data_collator = lambda feats: (
+                seen.append(tuple(tuple(f["input_ids"]) for f in feats)) or collate(feats)
+            )
+            return trainer
+
+        monkeypatch.setattr(text_models, "make_trainer", recording)
+        rec = text_models.recipe(smoke=True, epochs=2.0, batch_size=4, bf16=False, seed=seed)
+        peft_tools.train_and_measure(method, 2, tok, data, data, data, rec, tmp_path / method, lr=1e-3, progress=False)
+        return seen
+
+    full, peft = batches_of("full", 0), batches_of("peft", 0)
+    assert full == peft and len(full) > 12  # training batches of both epochs, then the evaluations
+    assert batches_of("full", 1) != full
+
+
+def test_fit_with_class_weights_selects_on_balanced_accuracy(tmp_path):
+    import numpy as np
+
+    from tlcourse import text_models
+
+    tok, data = _tiny_data()
+    rec = text_models.recipe(smoke=True, epochs=2.0, batch_size=8, bf16=False)
+    model = peft_tools.adapt(tiny_bert(30522), "peft", r=2)
+    _, row = peft_tools.fit(model, "peft", tok, data, data, data, rec, tmp_path / "ck", progress=False,
+                            weights=peft_tools.class_weights(data["label"]), select="balanced_accuracy")  # fmt: skip
+    assert len(row["val_history"]) == 2 and row["best_epoch"] == int(np.argmax(row["val_history"])) + 1
+    assert row["test_prob"].shape == (len(data), 2) and row["r"] is None

@@ -3,6 +3,9 @@
     tok, model = build("peft", r=8)          # MiniLM + peft LoRA on query/value, classifier head trained and saved
     size = checkpoint_bytes(model, "peft", folder)
     mem = peak_memory("peft", r=8)           # a fresh process: peak RSS of a few training steps
+    model, row = train_and_measure("peft", 8, tok, train, val, test, rec, folder)   # row["test_prob"]: [N,2]
+    model, row = fit(model, "peft", tok, train, val, test, rec, folder,
+                     weights=class_weights(train["label"]), select="balanced_accuracy")   # skewed classes
 
 Peak memory on a CPU: Python's tracemalloc does not see torch's allocations, and torch keeps no CPU peak counter,
 so `peak_memory` runs a few training steps in a fresh Python process and reads the kernel's resident-set
@@ -35,11 +38,15 @@ def lora_config(r: int = 8, alpha: float | None = None, dropout: float = 0.1, ta
                       lora_dropout=dropout, target_modules=list(targets), modules_to_save=["classifier"])  # fmt: skip
 
 
-def adapt(model: nn.Module, method: str, r: int = 8, targets=TARGETS, dropout: float = 0.1) -> nn.Module:
+def adapt(model: nn.Module, method: str, r: int = 8, targets=TARGETS, dropout: float = 0.1, seed: int = 0) -> nn.Module:
     """Prepare a sequence classifier (with a `classifier` head) for one method; returns the model to train.
 
     "head": freeze everything but the head; "full": train everything; "hand": tlcourse.lora on `targets`;
-    "peft": a peft PeftModel. LoRA uses alpha = 2r, so the update's scale alpha/r is the same at every rank.
+    "peft": a peft PeftModel. LoRA uses alpha = 2r: the update B A is scaled by alpha / r = 2 at every rank. That is a
+    convention, not a neutral choice: with a fixed scale (and Adam's scale-free steps) a higher rank's update can grow
+    faster per step, so a rank sweep at alpha = 2r also changes the adapter's effective step size.
+    A starts random (seeded by r and `seed`) and B at zero: the model starts exactly at the base, and B still gets a
+    gradient at the first step (with A zero too, neither A nor B would ever get one).
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {list(METHODS)}")
@@ -49,24 +56,25 @@ def adapt(model: nn.Module, method: str, r: int = 8, targets=TARGETS, dropout: f
     elif method == "full":
         model.requires_grad_(True)
     elif method == "hand":
-        torch.manual_seed(r)  # the A matrices' random init
+        torch.manual_seed(r + 1000 * seed)  # the A matrices' random init
         lora.add_lora(model, targets=targets, r=r, alpha=2 * r, dropout=dropout, trainable=["classifier"])
     else:
         from peft import get_peft_model
 
-        torch.manual_seed(r)
+        torch.manual_seed(r + 1000 * seed)
         model = get_peft_model(model, lora_config(r, dropout=dropout, targets=targets))
     return model
 
 
 def build(method: str, r: int = 8, rec=None, targets=TARGETS, dropout: float = 0.1):
-    """(tokenizer, model): MiniLM with the same seeded new head (text_models.new_classifier), adapted for `method`."""
+    """(tokenizer, model): MiniLM with a new head seeded by `rec.seed` (text_models.new_classifier), adapted for
+    `method`; the LoRA A matrices are seeded by r and `rec.seed` too."""
     from tlcourse.text_models import new_classifier
 
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {list(METHODS)}")
     tok, model = new_classifier(rec)
-    return tok, adapt(model, method, r, targets, dropout)
+    return tok, adapt(model, method, r, targets, dropout, seed=rec.seed if rec is not None else 0)
 
 
 def base_parameters(model: nn.Module) -> int:
@@ -121,35 +129,116 @@ def step_timer():
     return StepTimer()
 
 
-def train_and_measure(method: str, r: int, tok, train, val, test, rec, folder: str | Path, lr: float | None = None,
-                      progress: bool = True) -> tuple[nn.Module, dict]:  # fmt: skip
-    """Build, train (text_models.make_trainer) and measure one method; return (model, one row of the results table).
+def epoch_seeder(seed: int):
+    """A TrainerCallback that reseeds torch at the start of every epoch (seed * 1000 + epoch).
 
-    The row: method, r, trainable and base parameters, test accuracy, median step seconds, train seconds and the
-    checkpoint bytes written to `folder`. `train`, `val`, `test` are tokenized Datasets; `rec` a text_models.Recipe
-    (`lr` overrides its learning rate).
+    The Trainer's length-grouped sampler draws each epoch's order from torch's global generator, which dropout also
+    draws from; reseeded, epoch e's order depends only on (seed, e), so every method run with the same seed sees
+    the same batches in the same order."""
+    from transformers import TrainerCallback
+
+    class EpochSeeder(TrainerCallback):
+        def __init__(self):
+            self.epoch = 0
+
+        def on_epoch_begin(self, args, state, control, **kwargs):
+            torch.manual_seed(seed * 1000 + self.epoch)
+            self.epoch += 1
+
+    return EpochSeeder()
+
+
+def class_weights(labels) -> torch.Tensor:
+    """Balanced class weights n / (classes * count_c) [C]: each class carries the same total weight in the loss."""
+    y = torch.as_tensor(list(labels))
+    counts = torch.bincount(y).float()
+    if (counts == 0).any():
+        raise ValueError(f"every class needs at least one example; counts {counts.tolist()}")
+    return len(y) / (len(counts) * counts)
+
+
+def weighted_loss(weights):
+    """A Trainer `compute_loss_func`: cross-entropy with per-class `weights` [C] (a weighted mean over the batch)."""
+    import torch.nn.functional as F
+
+    w = torch.as_tensor(weights, dtype=torch.float32)
+
+    def loss(outputs, labels, num_items_in_batch=None):
+        logits = outputs["logits"] if isinstance(outputs, dict) else outputs[0]  # [B,C]
+        return F.cross_entropy(logits.float(), labels, weight=w.to(logits.device))
+
+    return loss
+
+
+def binary_metrics(eval_pred) -> dict[str, float]:
+    """Trainer hook: accuracy, F1 and balanced accuracy (the mean of the two classes' recalls) of (logits, labels)."""
+    import numpy as np
+    from sklearn.metrics import balanced_accuracy_score
+
+    from tlcourse.text_models import compute_metrics
+
+    logits, labels = eval_pred[0], eval_pred[1]
+    pred = np.asarray(logits).argmax(-1)
+    return {**compute_metrics(eval_pred), "balanced_accuracy": float(balanced_accuracy_score(labels, pred))}
+
+
+def fit(model: nn.Module, method: str, tok, train, val, test, rec, folder: str | Path, progress: bool = True,
+        weights=None, select: str = "accuracy") -> tuple[nn.Module, dict]:  # fmt: skip
+    """Train an already built model with text_models.make_trainer and measure it; return (model, results row).
+
+    weights: per-class loss weights [C] (None = plain cross-entropy); select: the validation metric that picks the
+    kept epoch ("accuracy" or "balanced_accuracy"). Every epoch starts from a reseeded generator (`epoch_seeder`).
+    The row: method, r, trainable and base parameters, test accuracy, test probabilities [N,2] in `test`'s order
+    (for paired comparisons), the validation `select` metric per epoch and the kept epoch, median step seconds,
+    train seconds and the checkpoint bytes written to `folder`.
     """
-    from dataclasses import replace
-
     import numpy as np
 
-    from tlcourse.text_models import make_trainer
+    from tlcourse.text_models import make_trainer, trained_model
 
-    rec = rec if lr is None else replace(rec, lr=lr)
-    _, model = build(method, r, rec)
     trainer = make_trainer(model, tok, train, val, rec, progress=progress)
+    if weights is not None:
+        trainer.compute_loss_func = weighted_loss(weights)
+    if select != "accuracy":
+        trainer.compute_metrics = binary_metrics
+        trainer.args.metric_for_best_model, trainer.args.greater_is_better = select, True
     timer = step_timer()
     trainer.add_callback(timer)
+    trainer.add_callback(epoch_seeder(rec.seed))
     start = time.perf_counter()
     trainer.train()
     seconds = time.perf_counter() - start
-    model = trainer.model.eval()
-    test_acc = float(trainer.predict(test).metrics["test_accuracy"])
+    model = trained_model(trainer)  # float32 again: no autocast wrapper left on forward()
+    # with group_by_length the Trainer also shuffles evaluation batches; sequential keeps predictions in test's order
+    trainer.args.train_sampling_strategy = "sequential"
+    out = trainer.predict(test)
+    if not np.array_equal(out.label_ids, np.asarray(test["label"])):
+        raise RuntimeError("the test predictions came back in another order than the test set")
+    test_prob = torch.from_numpy(np.asarray(out.predictions)).float().softmax(-1).numpy()  # [N,2]
     shutil.rmtree(trainer.args.output_dir, ignore_errors=True)  # the Trainer's temp checkpoints
+    history = [h[f"eval_{select}"] for h in trainer.state.log_history if f"eval_{select}" in h]
     trainable, _ = lora.count_parameters(model)
-    row = {"method": method, "r": r if method in ("hand", "peft") else 0, "trainable": trainable,
-           "base": base_parameters(model), "test_acc": test_acc, "step_s": float(np.median(timer.times[1:] or timer.times)),
-           "train_s": seconds, "ckpt_bytes": checkpoint_bytes(model, method, folder)}  # fmt: skip
+    row = {"method": method, "r": None, "trainable": trainable, "base": base_parameters(model),
+           "test_acc": float(out.metrics["test_accuracy"]), "test_prob": test_prob, "val_history": history,
+           "best_epoch": int(np.argmax(history)) + 1 if history else None,
+           "step_s": float(np.median(timer.times[1:] or timer.times)), "train_s": seconds,
+           "ckpt_bytes": checkpoint_bytes(model, method, folder)}  # fmt: skip
+    return model, row
+
+
+def train_and_measure(method: str, r: int, tok, train, val, test, rec, folder: str | Path, lr: float | None = None,
+                      progress: bool = True) -> tuple[nn.Module, dict]:  # fmt: skip
+    """Build (seeded by `rec.seed`), train and measure one method; return (model, one row of the results table).
+
+    `train`, `val`, `test` are tokenized Datasets; `rec` a text_models.Recipe (`lr` overrides its learning rate).
+    The row is `fit`'s, plus the seed.
+    """
+    from dataclasses import replace
+
+    rec = rec if lr is None else replace(rec, lr=lr)
+    _, model = build(method, r, rec)
+    model, row = fit(model, method, tok, train, val, test, rec, folder, progress=progress)
+    row.update(r=r if method in ("hand", "peft") else 0, seed=rec.seed)
     return model, row
 
 
@@ -182,8 +271,10 @@ def _measure(method: str, r: int, batch_size: int, seq_len: int, steps: int, bf1
 
 
 def peak_memory(method: str, r: int = 8, batch_size: int = 16, seq_len: int = 64, steps: int = 3,
-                bf16: bool = True) -> dict:  # fmt: skip
+                bf16: bool | None = None) -> dict:  # fmt: skip
     """Peak resident memory (MB) of `steps` training steps in a fresh Python process (Linux only).
+
+    bf16: autocast the steps to bfloat16 (True), plain float32 (False), or what config.precision("cpu") picks (None).
 
     Returns {"loaded_mb": RSS with the model built, "peak_mb": highest RSS during training, "train_mb": the
     difference, i.e. gradients + optimizer state + activations, ...}. Batches are synthetic [batch_size, seq_len].
@@ -194,6 +285,10 @@ def peak_memory(method: str, r: int = 8, batch_size: int = 16, seq_len: int = 64
         raise RuntimeError(
             "peak_memory reads /proc (Linux); on this system use a GPU's torch.cuda.max_memory_allocated"
         )
+    if bf16 is None:
+        from tlcourse.config import precision
+
+        bf16 = precision("cpu").dtype is torch.bfloat16
     cmd = [sys.executable, "-m", "tlcourse.peft_tools", method, str(r), str(batch_size), str(seq_len), str(steps),
            str(int(bf16))]  # fmt: skip
     out = subprocess.run(cmd, capture_output=True, text=True, check=False)
