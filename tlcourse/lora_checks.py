@@ -148,11 +148,12 @@ def _smallest(accuracies: dict[int, float], full_acc: float, points: float) -> i
 
 
 def check_smallest_rank(
-    fn: Callable, accuracies: dict[int, float] | None = None, full_acc: float | None = None, n_test: int | None = None
+    fn: Callable, accuracies: dict[int, float] | None = None, full_acc: float | None = None, n_items: int | None = None
 ) -> bool:
     """Exercise 5.4: fn(accuracies {rank: acc}, full_acc, points=1.0) -> the smallest rank within `points` of full_acc.
 
-    With this run's sweep it applies the rule and says how much one run's accuracies can be trusted (n_test items)."""
+    With this run's sweep (validation accuracies) it applies the rule and says how much one run's accuracies can be
+    trusted (n_items validation items)."""
 
     def body():
         cases = [({4: 0.80, 1: 0.70, 2: 0.795, 8: 0.81}, 0.805, 1.0), ({1: 0.6, 2: 0.7}, 0.9, 1.0),
@@ -172,10 +173,10 @@ def check_smallest_rank(
             return None
         best = _smallest(accuracies, full_acc, 1.0)
         found = "no rank" if best is None else f"r={best}"
-        out = f"In this run's sweep, {found} came within 1 point of full fine-tuning ({full_acc:.3f})"
-        if n_test:
-            se = 100 * (full_acc * (1 - full_acc) / n_test) ** 0.5
-            out += (f" — one seed per rank, and one standard error of one accuracy on {n_test:,} test items is "
+        out = f"On validation, {found} came within 1 point of full fine-tuning ({full_acc:.3f})"
+        if n_items:
+            se = 100 * (full_acc * (1 - full_acc) / n_items) ** 0.5
+            out += (f" — one seed per rank, and one standard error of one accuracy on {n_items:,} validation items is "
                     f"{se:.1f} points, so which rank passes a 1-point cut can change from run to run; choosing a rank "
                     "needs seeds and intervals")  # fmt: skip
         return out + "."
