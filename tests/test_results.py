@@ -27,11 +27,14 @@ def test_readme_table_between_markers(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{results.START}\nold\n{results.END}\noutro\n")
     rows = [
-        {"notebook": "00", "name": "p", "value": 0.878, "mode": "full", "seconds": 3.2, "when": "2026-11-23 10:00:00"}
-    ]
+        {"notebook": "00", "name": "p", "value": 0.878, "mode": "full", "seconds": 3.2, "when": "2026-11-23 10:00:00"},
+        {"notebook": "04", "name": "gain (points)", "value": 27.08, "mode": "full", "seconds": None,
+         "when": "2026-11-23 10:00:00", "note": "A beats B, 95% CI +8.4 to +45.8 | x"},
+    ]  # fmt: skip
     results.update_readme(readme, rows)
     text = readme.read_text()
-    assert "old" not in text and "| 00 | p | 0.878 | 3 | 2026-11-23 (full) |" in text and text.endswith("outro\n")
+    assert "old" not in text and "| 00 | p | 0.878 |  | 3 | 2026-11-23 (full) |" in text and text.endswith("outro\n")
+    assert "| 04 | gain (points) | 27.1 | A beats B, 95% CI +8.4 to +45.8 / x |  | 2026-11-23 (full) |" in text
     readme.write_text("no markers")
     with pytest.raises(ValueError, match="lacks the markers"):
         results.update_readme(readme, rows)

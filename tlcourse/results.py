@@ -65,12 +65,16 @@ def load(folder: Path | None = None) -> list[dict]:
 
 def markdown_table(rows: list[dict]) -> str:
     """Recorded rows as a Markdown table."""
-    lines = ["| notebook | result | value | seconds | recorded |", "|---|---|---|---|---|"]
+    lines = [
+        "| notebook | result | value | verdict, interval, details | seconds | recorded |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
         v = r["value"]
-        value = f"{v:.3f}" if abs(v) < 10 and v != int(v) else f"{v:g}"
+        value = f"{v:g}" if v == int(v) else f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}"
         secs = "" if r["seconds"] is None else f"{r['seconds']:.0f}"
-        lines.append(f"| {r['notebook']} | {r['name']} | {value} | {secs} | {r['when'][:10]} ({r['mode']}) |")
+        note = str(r.get("note") or "").replace("|", "/").replace("\n", " ")
+        lines.append(f"| {r['notebook']} | {r['name']} | {value} | {note} | {secs} | {r['when'][:10]} ({r['mode']}) |")
     return "\n".join(lines)
 
 
