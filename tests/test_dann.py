@@ -182,3 +182,14 @@ def test_train_dann_with_lambda_zero_sends_no_domain_gradient_to_the_encoder(one
     # λ = 0: the target data cannot move the encoder (no BatchNorm here), whatever it is; λ = 1: it does
     assert torch.equal(encoder_after(0.0, 3.0), encoder_after(0.0, -7.0))
     assert not torch.allclose(encoder_after(1.0, 3.0), encoder_after(1.0, -7.0))
+
+
+def test_train_dann_with_an_empty_loader_raises_at_once():
+    model, disc = domains.SplitNet(nn.Linear(4, 8), nn.Linear(8, 2)), dann.DomainDiscriminator(8)
+    x = torch.randn(8, 4)
+    full = DataLoader(TensorDataset(x, torch.zeros(8, dtype=torch.long)), batch_size=4)
+    empty = DataLoader(TensorDataset(x[:0], torch.zeros(0, dtype=torch.long)), batch_size=4)
+    with pytest.raises(ValueError, match="target loader is empty"):
+        dann.train_dann(model, disc, full, empty, epochs=1, progress=False)
+    with pytest.raises(ValueError, match="source loader is empty"):
+        dann.train_dann(model, disc, empty, full, epochs=1, progress=False)

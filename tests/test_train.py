@@ -76,3 +76,9 @@ def test_reestimate_batchnorm_uses_the_given_inputs_only():
         train.reestimate_batchnorm(nn.Linear(3, 3), [x])
     with pytest.raises(ValueError, match="no batches"):
         train.reestimate_batchnorm(model, [])
+
+
+def test_fit_with_an_empty_loader_raises():
+    empty = DataLoader(TensorDataset(torch.randn(0, 4), torch.zeros(0, dtype=torch.long)), batch_size=4)
+    with pytest.raises(ValueError, match="training loader is empty"):
+        train.fit(nn.Linear(4, 2), empty, progress=False)

@@ -146,6 +146,9 @@ def train_dann(
         optimizer = torch.optim.AdamW(list(model.parameters()) + list(discriminator.parameters()), lr=lr)
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     steps = len(source_loader)
+    if steps == 0 or len(target_loader) == 0:
+        empty = "source" if steps == 0 else "target"
+        raise ValueError(f"the {empty} loader is empty: DANN needs at least one batch of each domain")
     total_steps = max(epochs * steps, 1)
     keys = ("class_loss", "domain_loss", "domain_acc", "lambda", "target_acc", "seconds")
     history: dict[str, list[float]] = {k: [] for k in keys}

@@ -110,6 +110,8 @@ def fit(
         optimizer = torch.optim.AdamW(params, lr=lr)
     history: dict[str, list[float]] = {k: [] for k in ("train_loss", "train_acc", "val_loss", "val_acc", "seconds")}
     steps = len(train_loader) if max_steps_per_epoch is None else min(len(train_loader), max_steps_per_epoch)
+    if steps == 0:
+        raise ValueError("the training loader is empty (or max_steps_per_epoch is 0): nothing to train on")
     for epoch in range(epochs):
         model.train()
         start, total, correct, loss_sum = time.perf_counter(), 0, 0, 0.0
