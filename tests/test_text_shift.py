@@ -99,3 +99,10 @@ def test_few_shot_fine_tune_without_eval_data_leaves_no_autocast_wrapper():
     texts = ["great, it worked", "awful side effects"]
     out = text_shift.few_shot_fine_tune(model, tok, texts, [1, 0], epochs=1, max_length=16, progress=False)
     assert not hasattr(out.forward, "__wrapped__")  # plain float32 forward, as a reloaded model
+
+
+def test_em_prior_and_shift_metrics_refuse_what_they_cannot_answer():
+    with pytest.raises(ValueError, match="has a zero"):
+        text_shift.em_prior(np.array([[0.3, 0.7]]), [0.0, 1.0])
+    with pytest.raises(ValueError, match="two classes"):
+        text_shift.shift_metrics([0, 1, 2], np.full((3, 3), 1 / 3))

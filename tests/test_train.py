@@ -82,3 +82,9 @@ def test_fit_with_an_empty_loader_raises():
     empty = DataLoader(TensorDataset(torch.randn(0, 4), torch.zeros(0, dtype=torch.long)), batch_size=4)
     with pytest.raises(ValueError, match="training loader is empty"):
         train.fit(nn.Linear(4, 2), empty, progress=False)
+
+
+def test_fit_says_when_labels_do_not_fit_the_head():
+    x, y = torch.randn(8, 4), torch.tensor([0, 1, 2, 0, 1, 2, 0, 1])
+    with pytest.raises(ValueError, match=r"labels \[0, 1, 2\] in the first batch, but the model has 2 classes"):
+        train.fit(nn.Linear(4, 2), DataLoader(TensorDataset(x, y), batch_size=8), progress=False)

@@ -17,6 +17,8 @@ def shift_metrics(labels, probs, threshold: float = 0.5) -> dict[str, float]:
 
     labels = np.asarray(labels)
     p = np.asarray(probs, dtype=np.float64)
+    if p.ndim == 2 and p.shape[1] != 2:
+        raise ValueError(f"shift_metrics is for two classes: pass P(positive) [N] or [N,2], got {p.shape[1]} columns")
     p = p[:, 1] if p.ndim == 2 else p  # [N] P(positive)
     if p.shape != labels.shape:
         raise ValueError(f"labels {labels.shape} and scores {p.shape} must describe the same N examples")
@@ -98,6 +100,9 @@ def em_prior(probs, source_prior, iters: int = 200, tol: float = 1e-6) -> tuple[
     s = np.asarray(source_prior, dtype=np.float64)
     if p.ndim != 2 or s.shape != (p.shape[1],):
         raise ValueError(f"need probs [N,C] and source_prior [C], got {p.shape} and {s.shape}")
+    if not (s > 0).all():
+        raise ValueError(f"source_prior {s.tolist()} has a zero: every class must occur in the training data "
+                         "(the EM update divides by it)")  # fmt: skip
     prior = s.copy()
     adjusted = p
     for _ in range(iters):

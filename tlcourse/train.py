@@ -121,6 +121,15 @@ def fit(
                 break
             x, y = _to((x, y), device)
             logits = model(x)  # [B,C]
+            if (
+                step == 0
+                and y.dtype == torch.long
+                and y.numel()
+                and not 0 <= int(y.min()) <= int(y.max()) < logits.shape[1]
+            ):
+                raise ValueError(f"labels {sorted(set(y.tolist()))[:8]} in the first batch, but the model has "
+                                 f"{logits.shape[1]} classes (0–{logits.shape[1] - 1}): map the labels to 0..C−1 "
+                                 "or give the model's head more outputs")  # fmt: skip
             loss = loss_fn(logits, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
