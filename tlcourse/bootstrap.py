@@ -13,9 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as sps
 
-from tlcourse.stats import Comparison, _check_level, _signed
+from tlcourse.stats import Comparison, _check_level, _signed, seeds_and_items
 
 METRICS = ("accuracy", "balanced_accuracy", "auc")
 
@@ -68,6 +67,11 @@ def _weighted(w: np.ndarray, y: np.ndarray, p: np.ndarray, pred: np.ndarray, ord
         below = np.cumsum(gn, axis=1) - gn  # negatives with a strictly lower score
         auc = (gp * (below + 0.5 * gn)).sum(1) / (gp.sum(1) * gn.sum(1))
     return {"accuracy": acc, "balanced_accuracy": (recall_pos + recall_neg) / 2, "auc": auc}
+
+
+def _sign_p(boot: np.ndarray) -> float:
+    """Two-sided p of "the difference is 0" from bootstrap differences: twice the smaller tail at 0 (at most 1)."""
+    return float(min(1.0, 2 * min((boot <= 0).mean(), (boot >= 0).mean())))
 
 
 def _sorter(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -140,8 +144,7 @@ def binary_report(labels, probs, *, threshold: float = 0.5, majority: int | None
         maj_acc = float(np.mean(y == majority))
         d = np.concatenate(maj_d)
         lo, hi = np.quantile(d, q)
-        pval = float(min(1.0, 2 * min((d <= 0).mean(), (d >= 0).mean())))
-        vs = Comparison("model", "majority class", float(d_items.mean()), float(lo), float(hi), pval, 1, len(y),
+        vs = Comparison("model", "majority class", float(d_items.mean()), float(lo), float(hi), _sign_p(d), 1, len(y),
                         (float(d_items.mean()),), level)  # fmt: skip
     return BinaryReport(point, intervals, maj_acc, vs, len(y), n_groups, level)
 
@@ -177,14 +180,8 @@ def paired_metric(labels, probs_a, probs_b, metric: str = "auc", *, a: str = "A"
     n = len(y)
     if s == 1:
         lo, hi = np.quantile(boot, [(1 - level) / 2, (1 + level) / 2])
-        p = float(min(1.0, 2 * min((boot <= 0).mean(), (boot >= 0).mean())))
-        return Comparison(a, b, diff, float(lo), float(hi), p, 1, n, (diff,), level)
-    se = float(np.sqrt(per_seed.var(ddof=1) / s + boot.var(ddof=1)))
-    if se == 0.0:
-        return Comparison(a, b, diff, diff, diff, 1.0 if diff == 0 else 0.0, s, n, tuple(map(float, per_seed)), level)
-    half = float(sps.t.ppf((1 + level) / 2, s - 1)) * se
-    p = float(2 * sps.t.sf(abs(diff) / se, s - 1))
-    return Comparison(a, b, diff, diff - half, diff + half, p, s, n, tuple(map(float, per_seed)), level)
+        return Comparison(a, b, diff, float(lo), float(hi), _sign_p(boot), 1, n, (diff,), level)
+    return seeds_and_items(per_seed, boot.var(ddof=1), a=a, b=b, n_items=n, level=level)
 
 
 def _rows(probs, name: str) -> list[np.ndarray]:

@@ -98,9 +98,15 @@ def encode_domains(encoder: nn.Module, xs: torch.Tensor, xt: torch.Tensor, separ
     return encoder(torch.cat([xs, xt]))  # [Bs+Bt,F]
 
 
-def _forever(loader: Iterable):
+def _forever(loader: Iterable, what: str = "target"):
+    """Cycle through loader's batches without end; raise at once if a pass yields none (no silent endless loop)."""
     while True:
-        yield from loader
+        empty = True
+        for batch in loader:
+            empty = False
+            yield batch
+        if empty:
+            raise ValueError(f"the {what} loader is empty: DANN needs at least one batch of each domain")
 
 
 def train_dann(
@@ -146,9 +152,8 @@ def train_dann(
         optimizer = torch.optim.AdamW(list(model.parameters()) + list(discriminator.parameters()), lr=lr)
     base_lrs = [g["lr"] for g in optimizer.param_groups]
     steps = len(source_loader)
-    if steps == 0 or len(target_loader) == 0:
-        empty = "source" if steps == 0 else "target"
-        raise ValueError(f"the {empty} loader is empty: DANN needs at least one batch of each domain")
+    if steps == 0:
+        raise ValueError("the source loader is empty: DANN needs at least one batch of each domain")
     total_steps = max(epochs * steps, 1)
     keys = ("class_loss", "domain_loss", "domain_acc", "lambda", "target_acc", "seconds")
     history: dict[str, list[float]] = {k: [] for k in keys}

@@ -58,8 +58,10 @@ def check_balanced_accuracy(fn) -> bool:
 
 
 def _balanced(scores: np.ndarray, labels: np.ndarray, threshold: float) -> float:
-    pred = (scores >= threshold).astype(int)
-    return float(np.mean([(pred[labels == c] == c).mean() for c in (0, 1)]))
+    """Balanced accuracy of predicting positive where scores >= threshold (scikit-learn's definition)."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    return float(balanced_accuracy_score(labels, (scores >= threshold).astype(int)))
 
 
 def check_threshold_from_labels(fn) -> bool:

@@ -169,15 +169,7 @@ def paired_compare(y_true, pred_a, pred_b, *, a: str = "A", b: str = "B", level:
     per_seed = d.mean(axis=1)  # [S]
     diff = float(per_seed.mean())
     if s > 1:
-        se = float(np.sqrt(per_seed.var(ddof=1) / s + d.mean(axis=0).var(ddof=1) / n))  # seeds + test items
-        if se == 0.0:
-            lo = hi = diff
-            p = 1.0 if diff == 0 else 0.0
-        else:
-            half = float(stats.t.ppf((1 + level) / 2, s - 1)) * se
-            lo, hi = diff - half, diff + half
-            p = float(2 * stats.t.sf(abs(diff) / se, s - 1))
-        return Comparison(a, b, diff, lo, hi, p, s, n, tuple(map(float, per_seed)), level)
+        return seeds_and_items(per_seed, d.mean(axis=0).var(ddof=1) / n, a=a, b=b, n_items=n, level=level)
     rng = np.random.default_rng(seed)
     boot = np.empty(n_boot)
     chunk = max(1, 4_000_000 // n)  # resamples per block: bounds memory at ~32 MB whatever the test-set size
@@ -189,6 +181,24 @@ def paired_compare(y_true, pred_a, pred_b, *, a: str = "A", b: str = "B", level:
     only_a, only_b = int((right_a & ~right_b).sum()), int((~right_a & right_b).sum())
     p = stats.binomtest(only_a, only_a + only_b).pvalue if only_a + only_b else 1.0
     return Comparison(a, b, diff, float(lo), float(hi), float(p), s, n, tuple(map(float, per_seed)), level)
+
+
+def seeds_and_items(per_seed, item_var: float, *, a: str, b: str, n_items: int, level: float = 0.95) -> Comparison:
+    """A − B over S ≥ 2 paired seeds on one shared test set: the mean of the per-seed differences, with a t interval
+    (S − 1 degrees of freedom) whose standard error adds the seeds' spread (s²/S) and the test items' variance of the
+    seed-mean difference (`item_var`); p is the matching two-sided t test. Used by `paired_compare` and by
+    `tlcourse.bootstrap.paired_metric`, which estimate `item_var` analytically and by bootstrap respectively."""
+    per_seed = np.asarray(per_seed, dtype=float)
+    s, diff = len(per_seed), float(per_seed.mean())
+    se = float(np.sqrt(per_seed.var(ddof=1) / s + item_var))
+    if se == 0.0:
+        lo = hi = diff
+        p = 1.0 if diff == 0 else 0.0
+    else:
+        half = float(stats.t.ppf((1 + level) / 2, s - 1)) * se
+        lo, hi = diff - half, diff + half
+        p = float(2 * stats.t.sf(abs(diff) / se, s - 1))
+    return Comparison(a, b, diff, lo, hi, p, s, n_items, tuple(map(float, per_seed)), level)
 
 
 def compare_scores(scores_a, scores_b, *, a: str = "A", b: str = "B", level: float = 0.95,
