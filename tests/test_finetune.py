@@ -273,6 +273,11 @@ def test_save_and_reload_give_identical_outputs(tmp_path):
         assert torch.equal(model(x), again(x))
     with pytest.raises(FileNotFoundError, match="save_model"):
         finetune.load_model(tmp_path / "missing.safetensors")
+    with pytest.raises(RuntimeError, match="with 3 classes .*size mismatch.*delete it and run the cell"):
+        finetune.load_model(path, num_classes=3)  # weights of another head
+    path.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")  # a damaged safetensors header
+    with pytest.raises(RuntimeError, match="does not load .*SafetensorError"):
+        finetune.load_model(path)
 
 
 def test_unfreeze_top_check(capsys):  # exercises 2.1 and 2.3: tests/test_finetune_checks.py

@@ -121,6 +121,13 @@ def test_save_reload_pipeline_same_predictions(tok_model, tmp_path):
         text_models.load_pipeline(tmp_path / "nothing")
     with pytest.raises(FileNotFoundError, match="save_model"):
         text_models.load_classifier(tmp_path / "nothing")
+    (path / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")  # damaged header
+    for load in (text_models.load_classifier, text_models.load_pipeline):
+        with pytest.raises(RuntimeError, match=r"saved model at .*clf is damaged .*delete that folder"):
+            load(path)
+    (path / "config.json").write_text("{broken")
+    with pytest.raises(RuntimeError, match="is damaged"):
+        text_models.load_classifier(path)
 
 
 def test_cache_key_depends_on_settings_and_mode(monkeypatch):

@@ -50,7 +50,7 @@ def test_device_defaults(monkeypatch):
     from tlcourse import config
 
     asked = []
-    monkeypatch.setattr(train, "get_device", lambda: asked.append(1) or config.torch.device("cpu"))
+    monkeypatch.setattr(config, "get_device", lambda: asked.append(1) or config.torch.device("cpu"))
     train.fit(nn.Linear(4, 2), _toy(64), epochs=1, progress=False)
     assert asked == [1]  # fit asks config.get_device(): Colab's GPU when present
     assert train._model_device(nn.Linear(4, 2)) == torch.device("cpu")

@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from tlcourse import config
+
 
 class GradientReverse(torch.autograd.Function):
     """Identity in the forward pass; multiplies the incoming gradient by -λ in the backward pass."""
@@ -121,7 +123,7 @@ def train_dann(
     max_lambda: float = 1.0,
     anneal: bool = True,
     separate_batches: bool = True,
-    device: torch.device | str = "cpu",
+    device: torch.device | str | None = None,
     eval_loader: Iterable | None = None,
     progress: bool = True,
     desc: str = "dann",
@@ -136,6 +138,8 @@ def train_dann(
     False passes one concatenated batch, whose mixed statistics leave the two domains' offsets in the features.
     Without BatchNorm in the encoder both give the same result.
 
+    device defaults to `config.get_device()` (a GPU when there is one, as in Colab), as in `train.fit`.
+
     Returns per-epoch lists: class_loss, domain_loss, domain_acc (discriminator accuracy on both batches),
     lambda (λ at the epoch's end), target_acc (on eval_loader, if given), seconds.
     """
@@ -145,7 +149,7 @@ def train_dann(
 
     if not hasattr(model, "encoder") or not hasattr(model, "head"):
         raise TypeError("model needs .encoder and .head parts (e.g. tlcourse.domains.digit_cnn())")
-    device = torch.device(device)
+    device = config.get_device() if device is None else torch.device(device)
     model.to(device)
     discriminator.to(device)
     if optimizer is None:

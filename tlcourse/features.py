@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from tlcourse import data, models
+from tlcourse import config, data, models
 from tlcourse.config import data_dir
 from tlcourse.results import atomic_file
 from tlcourse.train import fit
@@ -59,17 +59,19 @@ def pooled_stages(model: nn.Module, x: torch.Tensor, stages: Sequence[str],
     return out
 
 
-def load_backbone(variant: str = "lite0", pretrained: bool = True, seed: int = 0) -> nn.Module:
+def load_backbone(variant: str = "lite0", pretrained: bool = True, seed: int = 0,
+                  device: torch.device | str | None = None) -> nn.Module:  # fmt: skip
     """A frozen EfficientNet-Lite in eval mode: ImageNet weights, or a seeded random init when pretrained=False.
 
-    A random init keeps BatchNorm's default statistics (mean 0, var 1: the layers are then the identity);
+    It lives on `device` (default `config.get_device()`: a GPU when there is one), and every helper here moves its
+    inputs there. A random init keeps BatchNorm's default statistics (mean 0, var 1: the layers are then the identity);
     `reestimate_batchnorm` replaces them by statistics of real images.
     """
     torch.manual_seed(seed)  # fixes the random init (ignored by the ImageNet weights)
     model = models.load_efficientnet(variant, pretrained=pretrained).eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    return model
+    return model.to(config.get_device() if device is None else torch.device(device))
 
 
 @torch.no_grad()
@@ -93,15 +95,19 @@ def reestimate_batchnorm(model: nn.Module, images: np.ndarray, size: int = 64, b
 
 def extract_features(model: nn.Module, images: np.ndarray, stages: Sequence[str], size: int = 64,
                      batch_size: int = 64, progress: bool = True, desc: str = "features") -> dict[str, np.ndarray]:  # fmt: skip
-    """Pooled features {stage: float32 [N,C]} of uint8 images [N,H,W] or [N,H,W,3], in batches (no cache)."""
+    """Pooled features {stage: float32 [N,C]} of uint8 images [N,H,W] or [N,H,W,3], in batches (no cache).
+
+    Each batch runs where the model's weights live (a GPU when the model is on one); the features come back to the CPU.
+    """
     from tqdm.auto import tqdm
 
     model.eval()
+    device = next(model.parameters()).device
     chunks: dict[str, list[np.ndarray]] = {s: [] for s in stages}
     for start in tqdm(range(0, len(images), batch_size), desc=desc, disable=not progress, leave=False):
-        x = models.to_lite_input(images[start : start + batch_size], size)  # [B,3,size,size]
+        x = models.to_lite_input(images[start : start + batch_size], size).to(device)  # [B,3,size,size]
         for s, f in pooled_stages(model, x, stages).items():
-            chunks[s].append(f.float().numpy())  # [B,C]
+            chunks[s].append(f.float().cpu().numpy())  # [B,C]
     return {s: np.concatenate(c) if c else np.zeros((0, 0), np.float32) for s, c in chunks.items()}
 
 
@@ -279,8 +285,10 @@ class FrozenBackboneClassifier(nn.Module):
         super().__init__()
         self.backbone = backbone
         self.stages = [stage] if isinstance(stage, str) else list(stage)
-        dim = sum(f.shape[1] for f in pooled_stages(backbone, torch.zeros(1, 3, 32, 32), self.stages).values())
-        self.head = nn.Linear(dim, n_classes)
+        device = next(backbone.parameters()).device
+        probe = torch.zeros(1, 3, 32, 32, device=device)  # one tiny image, only to read the feature width
+        dim = sum(f.shape[1] for f in pooled_stages(backbone, probe, self.stages).values())
+        self.head = nn.Linear(dim, n_classes, device=device)
 
     def train(self, mode: bool = True) -> FrozenBackboneClassifier:
         super().train(mode)

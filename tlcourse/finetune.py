@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from tlcourse import features, models
+from tlcourse import config, features, models
 from tlcourse.results import atomic_file
 from tlcourse.train import evaluate, fit, predict
 
@@ -344,7 +344,9 @@ def _train(model: nn.Module, recipe: Recipe, train_data, val_data, size, epochs,
            label_smoothing, seed, max_steps_per_epoch, test_data, progress) -> dict:  # fmt: skip
     """The part every strategy shares: channels_last, loaders, AdamW, warm-up + cosine, label smoothing, fit(), and
     (test_data given) one final score on the test images."""
-    model = model.to(memory_format=torch.channels_last)  # same weights; CPU convolutions run faster in this layout
+    # same weights; convolutions run faster in this layout. On config.get_device() (a GPU when there is one) from the
+    # start, so the epoch-0 score and the test score run there too.
+    model = model.to(config.get_device(), memory_format=torch.channels_last)
     train_loader = image_loader(*train_data, size, batch_size, shuffle=True, augment=augment, seed=seed)
     val_loader = None if val_data is None else image_loader(*val_data, size, batch_size=200)
     optimizer = recipe.optimizer()
@@ -388,6 +390,7 @@ class ProbeNetwork(nn.Module):
         with torch.no_grad():
             self.linear.weight.copy_(torch.as_tensor(logreg.coef_))  # [classes, D]
             self.linear.bias.copy_(torch.as_tensor(logreg.intercept_))  # [classes]
+        self.to(next(backbone.parameters()).device)  # the probe's parts join the backbone's device
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pooled = features.pooled_stages(self.backbone, x, self.stages, grad=True)  # {stage: [B,C_s]}
@@ -439,13 +442,21 @@ def save_model(model: nn.Module, path: str | Path) -> Path:
     return path
 
 
-def load_model(path: str | Path, num_classes: int = 10, variant: str = "lite0") -> nn.Module:
-    """A fresh EfficientNet-Lite with the weights of a `save_model` file (strict; eval mode)."""
+def load_model(path: str | Path, num_classes: int = 10, variant: str = "lite0",
+               device: torch.device | str | None = None) -> nn.Module:  # fmt: skip
+    """A fresh EfficientNet-Lite with the weights of a `save_model` file (strict; eval mode), on `device` (default
+    `config.get_device()`). A damaged or foreign file is answered in one line with what to do."""
     from safetensors.torch import load_file
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no saved model at {path}; run the cell that calls finetune.save_model first")
     model = models.load_efficientnet(variant, pretrained=False, num_classes=num_classes)
-    model.load_state_dict(load_file(str(path)), strict=True)
-    return model.eval()
+    try:
+        model.load_state_dict(load_file(str(path)), strict=True)
+    except Exception as e:  # a bad safetensors header, or weights of another model/number of classes
+        first = " ".join(str(e).split())[:200]
+        raise RuntimeError(f"the saved model at {path} does not load into EfficientNet-{variant} with {num_classes} "
+                           f"classes ({type(e).__name__}: {first}); if it is damaged, delete it and run the cell that "
+                           "calls finetune.save_model again") from e  # fmt: skip
+    return model.eval().to(config.get_device() if device is None else torch.device(device))

@@ -239,29 +239,47 @@ def save_model(model, tokenizer, path: str | Path) -> Path:
     return path
 
 
-def load_pipeline(path: str | Path):
-    """A `pipeline("text-classification")` from a folder written by `save_model` (local files only, CPU)."""
+def _saved(path: str | Path) -> Path:
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(
+            f"no saved model in {path}; write one first with text_models.save_model(model, tok, path)"
+        )
+    return path
+
+
+def _damaged(path: Path, e: Exception) -> RuntimeError:
+    return RuntimeError(f"the saved model at {path} is damaged ({type(e).__name__}: {str(e).splitlines()[0][:120]}); "
+                        "delete that folder and save or train it again (lesson 03's model: "
+                        "text_models.sentiment_model(retrain=True))")  # fmt: skip
+
+
+def load_pipeline(path: str | Path, device: torch.device | str | None = None):
+    """A `pipeline("text-classification")` from a folder written by `save_model` (local files only), on `device`
+    (default `config.get_device()`: a GPU when there is one)."""
     from transformers import pipeline
 
-    path = Path(path)
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(
-            f"no saved model in {path}; write one first with text_models.save_model(model, tok, path)"
-        )
-    return pipeline("text-classification", model=str(path), tokenizer=str(path), device=-1)
+    path = _saved(path)
+    device = config.get_device() if device is None else torch.device(device)
+    try:
+        return pipeline("text-classification", model=str(path), tokenizer=str(path), device=device)
+    except Exception as e:  # a bad safetensors header or config JSON: say what to do, not a deep traceback
+        raise _damaged(path, e) from e
 
 
-def load_classifier(path: str | Path):
-    """(tokenizer, model) from a folder written by `save_model`, in eval mode (local files only)."""
+def load_classifier(path: str | Path, device: torch.device | str | None = None):
+    """(tokenizer, model) from a folder written by `save_model`, in eval mode (local files only), on `device`
+    (default `config.get_device()`: a GPU when there is one)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    path = Path(path)
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(
-            f"no saved model in {path}; write one first with text_models.save_model(model, tok, path)"
-        )
-    tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    return tok, AutoModelForSequenceClassification.from_pretrained(path, local_files_only=True).eval()
+    path = _saved(path)
+    device = config.get_device() if device is None else torch.device(device)
+    try:
+        tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        model = AutoModelForSequenceClassification.from_pretrained(path, local_files_only=True)
+    except Exception as e:
+        raise _damaged(path, e) from e
+    return tok, model.eval().to(device)
 
 
 def cache_key(rec: Recipe, dataset: str = "rotten_tomatoes") -> str:

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from tlcourse.config import get_device
+from tlcourse import config
 
 
 def _to(batch, device: torch.device):
@@ -101,7 +101,7 @@ def fit(
     """
     from tqdm.auto import tqdm
 
-    device = get_device() if device is None else torch.device(device)
+    device = config.get_device() if device is None else torch.device(device)
     model.to(device)
     if optimizer is None:
         params = [p for p in model.parameters() if p.requires_grad]
