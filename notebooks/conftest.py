@@ -8,7 +8,7 @@ check crashed) or ⏳ (a solution left unfinished) fails, naming the notebook, t
 import pytest
 
 from tlcourse.assign import verdict_lines
-from tlcourse.checks import PASS
+from tlcourse.checks.base import PASS
 
 
 @pytest.hookimpl(hookwrapper=True)

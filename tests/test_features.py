@@ -1,10 +1,11 @@
-"""Tests for tlcourse.features and tlcourse.feature_checks: tiny inputs, real (small) backbone passes."""
+"""Tests for tlcourse.features (and the check of exercise 1.2): tiny inputs, real (small) backbone passes."""
 
 import numpy as np
 import pytest
 import torch
 
-from tlcourse import feature_checks, features, models
+from tlcourse import features, models
+from tlcourse.checks.lesson01 import check_nearest_centroid
 
 
 @pytest.fixture(scope="module")
@@ -160,10 +161,10 @@ def _stub(*args):
 
 
 def test_check_nearest_centroid_verdicts(capsys):
-    assert feature_checks.check_nearest_centroid(_centroid)
-    assert not feature_checks.check_nearest_centroid(lambda *a: 1 - _centroid(*a))
-    assert not feature_checks.check_nearest_centroid(lambda *a: "0.9")
-    assert not feature_checks.check_nearest_centroid(_stub)
+    assert check_nearest_centroid(_centroid)
+    assert not check_nearest_centroid(lambda *a: 1 - _centroid(*a))
+    assert not check_nearest_centroid(lambda *a: "0.9")
+    assert not check_nearest_centroid(_stub)
     out = capsys.readouterr().out
     assert out.count("✅") == 1 and out.count("❌") == 2 and out.count("⏳") == 1
 

@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from tlcourse.checks import FAIL, PASS, TODO
+from tlcourse.checks.base import FAIL, PASS, TODO
 from tlcourse.results import write_atomic
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"

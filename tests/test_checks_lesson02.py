@@ -3,7 +3,7 @@ each typical wrong one ❌ with its own message, a stub ⏳ — one line each, n
 
 from verdicts import stub, verdict
 
-from tlcourse import finetune_checks as fc
+from tlcourse.checks import lesson02 as fc
 
 # ---- 2.1 a decay for a budget ----------------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import numpy as np
 
 from tlcourse import features
-from tlcourse.checks import CheckFailed, call, expect, expect_type, run_check
+from tlcourse.checks.base import CheckFailed, call, expect, expect_type, run_check
 
 Split = tuple[dict[str, np.ndarray], np.ndarray]  # (pooled features {stage: [N,C]}, labels [N])
 

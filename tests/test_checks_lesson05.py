@@ -3,7 +3,7 @@
 import pytest
 from torch import nn
 
-from tlcourse import lora_checks
+from tlcourse.checks import lesson05
 
 
 def stub(*args, **kwargs):
@@ -33,20 +33,20 @@ def smallest_rank(accuracies, full_acc, points=1.0):
 
 
 CASES = {
-    "rank budget": (lora_checks.check_largest_rank, largest_rank,
+    "rank budget": (lesson05.check_largest_rank, largest_rank,
                     [lambda shapes, budget: budget // sum(a * b for a, b in shapes),  # counts d_in × d_out
                      lambda shapes, budget: budget // (shapes[0][0] + shapes[0][1]),  # one layer only
                      lambda shapes, budget: round(budget / sum(a + b for a, b in shapes)),  # rounds up too
                      lambda shapes, budget: budget / sum(a + b for a, b in shapes), lambda shapes, budget: None]),
-    "targets": (lora_checks.check_attention_targets, attention_targets,
+    "targets": (lesson05.check_attention_targets, attention_targets,
                 [lambda m: [n for n, x in m.named_modules() if isinstance(x, nn.Linear)],
                  lambda m: [n for n, _ in m.named_modules() if n.endswith(("query", "key", "value"))], lambda m: "query"]),
-    "switch": (lora_checks.check_switch_adapter, switch_adapter,
+    "switch": (lesson05.check_switch_adapter, switch_adapter,
                [lambda W, old, new: W + new[2] * new[1] @ new[0],  # merges the new one on top of the old
                 lambda W, old, new: W - old[2] * old[1] @ old[0],  # only undoes
                 lambda W, old, new: W - old[1] @ old[0] + new[1] @ new[0],  # no scaling
                 lambda W, old, new: (W - old[2] * old[1] @ old[0] + new[2] * new[1] @ new[0]).tolist(), lambda W, old, new: W]),
-    "rank": (lora_checks.check_smallest_rank, smallest_rank,
+    "rank": (lesson05.check_smallest_rank, smallest_rank,
              [lambda acc, full, points=1.0: max(acc), lambda acc, full, points=1.0: min(r for r, a in acc.items() if a >= full - points),
               lambda acc, full, points=1.0: str(min(acc))]),
 }  # fmt: skip
@@ -84,21 +84,21 @@ def test_checks_report_on_the_lesson_data(capsys):
     from transformers import BertConfig, BertForSequenceClassification
 
     cfg = BertConfig(vocab_size=20, hidden_size=8, num_hidden_layers=2, num_attention_heads=2, intermediate_size=16)
-    assert lora_checks.check_attention_targets(attention_targets, BertForSequenceClassification(cfg)) is True
+    assert lesson05.check_attention_targets(attention_targets, BertForSequenceClassification(cfg)) is True
     out = capsys.readouterr().out
     assert "8 layers" in out and "% of the model" in out
     # 2 layers: query+value at r=8 = 8 * 2 * 2 * 16 = 512 numbers; all 12 encoder linears cost 2 * (4*16 + 2*24) = 224
-    assert lora_checks.check_largest_rank(largest_rank, BertForSequenceClassification(cfg)) is True
+    assert lesson05.check_largest_rank(largest_rank, BertForSequenceClassification(cfg)) is True
     out = capsys.readouterr().out
     assert "the 512 numbers of r=8 on query+value (4 layers) buy r=2 on all 12 linear layers" in out
-    assert lora_checks.check_switch_adapter(switch_adapter) is True
+    assert lesson05.check_switch_adapter(switch_adapter) is True
     assert "rounding" in capsys.readouterr().out
-    assert lora_checks.check_smallest_rank(smallest_rank, {1: 0.70, 4: 0.795, 8: 0.80}, 0.80, n_items=400) is True
+    assert lesson05.check_smallest_rank(smallest_rank, {1: 0.70, 4: 0.795, 8: 0.80}, 0.80, n_items=400) is True
     out = capsys.readouterr().out
     assert "one seed per rank" in out and "400 validation items is 2.0 points" in out
-    assert lora_checks.check_smallest_rank(smallest_rank, {1: 0.70, 4: 0.795, 8: 0.80}, 0.80) is True
+    assert lesson05.check_smallest_rank(smallest_rank, {1: 0.70, 4: 0.795, 8: 0.80}, 0.80) is True
     assert "r=4 came within 1 point" in capsys.readouterr().out
-    assert lora_checks.check_smallest_rank(smallest_rank, {1: 0.70}, 0.80) is True
+    assert lesson05.check_smallest_rank(smallest_rank, {1: 0.70}, 0.80) is True
     assert "no rank came within" in capsys.readouterr().out
 
 
@@ -107,8 +107,8 @@ def test_smallest_rank_on_the_float_boundary_is_right():
         ok = [r for r, a in acc.items() if a >= full - points / 100]
         return min(ok) if ok else None
 
-    assert lora_checks.check_smallest_rank(naive)
-    assert lora_checks.check_smallest_rank(lambda acc, full, points=1.0: min(acc)) is False
+    assert lesson05.check_smallest_rank(naive)
+    assert lesson05.check_smallest_rank(lambda acc, full, points=1.0: min(acc)) is False
 
 
 def test_student_stubs_of_lesson_05_say_not_done_yet(capsys):
@@ -125,9 +125,9 @@ def test_student_stubs_of_lesson_05_say_not_done_yet(capsys):
     names = {}
     for src in cells:
         exec(strip_solutions(src)[0], {"torch": torch, "nn": nn}, names)
-    checks = {"largest_rank": lora_checks.check_largest_rank, "switch_adapter": lora_checks.check_switch_adapter,
-              "attention_targets": lora_checks.check_attention_targets,
-              "smallest_rank_within": lora_checks.check_smallest_rank}  # fmt: skip
+    checks = {"largest_rank": lesson05.check_largest_rank, "switch_adapter": lesson05.check_switch_adapter,
+              "attention_targets": lesson05.check_attention_targets,
+              "smallest_rank_within": lesson05.check_smallest_rank}  # fmt: skip
     assert set(checks) <= set(names), sorted(names)
     for name, check in checks.items():
         assert check(names[name]) is False

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from tlcourse import finetune, forgetting, models
-from tlcourse.checks import CheckFailed, call, expect, expect_type, run_check
+from tlcourse.checks.base import CheckFailed, call, expect, expect_type, run_check
 
 
 def reference_largest_decay(names: list[str], low: str, high: str, ratio: float) -> float:

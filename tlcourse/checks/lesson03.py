@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from tlcourse.checks import CheckFailed, call, expect, expect_type, run_check
+from tlcourse.checks.base import CheckFailed, call, expect, expect_type, run_check
 
 
 def _close(a: float, b: float) -> bool:

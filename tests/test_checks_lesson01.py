@@ -3,8 +3,8 @@
 import numpy as np
 from verdicts import stub, verdict
 
-from tlcourse import feature_checks as fc
 from tlcourse import features
+from tlcourse.checks import lesson01 as fc
 
 # ---- 1.1 choose on validation, report test once -----------------------------------------------------------------------
 

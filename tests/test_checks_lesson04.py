@@ -1,9 +1,9 @@
-"""Tests for tlcourse.domain_checks: right, wrong, wrong-type and unfinished answers each get a verdict, never a raise."""
+"""Tests for tlcourse.checks.lesson04: right, wrong, wrong-type and unfinished answers each get a verdict, never a raise."""
 
 import numpy as np
 from verdicts import verdict
 
-from tlcourse import domain_checks as dc
+from tlcourse.checks import lesson04 as dc
 
 
 def _stub(*args):

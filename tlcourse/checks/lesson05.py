@@ -7,7 +7,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from tlcourse.checks import call, expect, expect_type, run_check
+from tlcourse.checks.base import call, expect, expect_type, run_check
 
 
 def _largest_rank(shapes, budget: int) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from tlcourse.checks import call, expect, expect_type, run_check
+from tlcourse.checks.base import call, expect, expect_type, run_check
 
 
 def check_reverse_gradient(fn) -> bool:
