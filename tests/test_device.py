@@ -103,6 +103,7 @@ def test_feature_extraction_runs_on_the_backbones_device():
     assert computes_on_model_device(lambda: features.FrozenBackboneClassifier(backbone, stages, 10)) == "returned"
     clf = features.FrozenBackboneClassifier(backbone, stages, 10)
     assert {p.device for p in clf.parameters()} == {META}  # the new head joins the backbone
+    assert computes_on_model_device(lambda: models.topk(backbone, [IMAGES[0]], size=32)) == "read back"
     x = forgetting.photo_batch([np.zeros((40, 30, 3), np.uint8)] * 2, size=64)
     assert computes_on_model_device(lambda: forgetting.stage_features(backbone, x)) == "read back"
 

@@ -101,6 +101,8 @@ def extract_features(model: nn.Module, images: np.ndarray, stages: Sequence[str]
     """
     from tqdm.auto import tqdm
 
+    if len(images) == 0:
+        raise ValueError("no images given: nothing to extract features from")
     model.eval()
     device = next(model.parameters()).device
     chunks: dict[str, list[np.ndarray]] = {s: [] for s in stages}
@@ -108,7 +110,7 @@ def extract_features(model: nn.Module, images: np.ndarray, stages: Sequence[str]
         x = models.to_lite_input(images[start : start + batch_size], size).to(device)  # [B,3,size,size]
         for s, f in pooled_stages(model, x, stages).items():
             chunks[s].append(f.float().cpu().numpy())  # [B,C]
-    return {s: np.concatenate(c) if c else np.zeros((0, 0), np.float32) for s, c in chunks.items()}
+    return {s: np.concatenate(c) for s, c in chunks.items()}
 
 
 BN_IMAGES = 2000  # reestimate_bn=True: BatchNorm statistics are estimated on this many training images
@@ -199,7 +201,13 @@ def stack_stages(feats: dict[str, np.ndarray], stages: Sequence[str]) -> np.ndar
 
 def pixels(images: np.ndarray) -> np.ndarray:
     """Raw-pixel features: uint8 images [N,H,W,...] -> float32 [N,H*W*...] in 0..1."""
-    return np.asarray(images, np.float32).reshape(len(images), -1) / 255.0
+    images = np.asarray(images)
+    if len(images) == 0:
+        raise ValueError("no images given: nothing to turn into pixel features")
+    if images.dtype != np.uint8:
+        raise TypeError(f"expected uint8 images in 0..255, got {images.dtype}; tlcourse.own_data.to_uint8(x) scales "
+                        "them by their own range")  # fmt: skip
+    return images.astype(np.float32).reshape(len(images), -1) / 255.0
 
 
 def logistic_probe(train_x: np.ndarray, train_y: np.ndarray, C: float = 0.1, max_iter: int = 500):

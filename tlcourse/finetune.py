@@ -247,29 +247,36 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int,
 
 
 def _shift_flip(x: torch.Tensor, gen: torch.Generator, pad: int = 2) -> torch.Tensor:
-    """Random translation by up to `pad` pixels and random horizontal flip of uint8 images [B,H,W]."""
-    b, h, w = x.shape
-    padded = nn.functional.pad(x, (pad, pad, pad, pad))  # [B,H+2p,W+2p], zero (black) border like the data
+    """Random translation by up to `pad` pixels and random horizontal flip of uint8 images [B,H,W] or [B,H,W,3]."""
+    rgb = x.ndim == 4
+    if rgb:
+        x = x.permute(0, 3, 1, 2)  # [B,3,H,W]: pad and crop the last two dimensions
+    b, h, w = x.shape[0], x.shape[-2], x.shape[-1]
+    padded = nn.functional.pad(x, (pad, pad, pad, pad))  # [B,(3,)H+2p,W+2p], zero (black) border like the data
     dy, dx = torch.randint(0, 2 * pad + 1, (2, b), generator=gen).tolist()
-    out = torch.stack([padded[i, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(b)])  # [B,H,W]
+    out = torch.stack([padded[i, ..., dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(b)])  # [B,(3,)H,W]
     flip = torch.rand(b, generator=gen) < 0.5
     out[flip] = out[flip].flip(-1)
-    return out
+    return out.permute(0, 2, 3, 1).contiguous() if rgb else out
 
 
 def image_loader(images: np.ndarray, labels: np.ndarray, size: int, batch_size: int = 32, shuffle: bool = False,
                  augment: bool = False, seed: int = 0) -> DataLoader:  # fmt: skip
-    """Batches (x [B,3,size,size], y [B]) from uint8 grey images [N,H,W]: resized per batch, optionally augmented.
+    """Batches (x [B,3,size,size], y [B]) from uint8 images [N,H,W] (grey) or [N,H,W,3] (RGB): resized per batch,
+    optionally augmented.
 
     x is stored channels_last (the 3 channels of a pixel side by side), the layout CPU convolutions run fastest on.
     """
     images, labels = np.asarray(images), np.asarray(labels)
-    if images.dtype != np.uint8 or images.ndim != 3:
-        raise TypeError(f"expected uint8 grey images [N,H,W], got {images.dtype} {list(images.shape)}")
+    if images.dtype != np.uint8 or not (images.ndim == 3 or (images.ndim == 4 and images.shape[-1] == 3)):
+        raise TypeError(f"expected uint8 images [N,H,W] or [N,H,W,3], got {images.dtype} {list(images.shape)}; "
+                        "tlcourse.own_data.to_uint8 converts other arrays")  # fmt: skip
+    if len(images) != len(labels):
+        raise ValueError(f"{len(images)} images but {len(labels)} labels")
     gen = torch.Generator().manual_seed(seed)
 
     def collate(batch):
-        x = torch.stack([b[0] for b in batch])  # [B,H,W] uint8
+        x = torch.stack([b[0] for b in batch])  # [B,H,W] or [B,H,W,3] uint8
         y = torch.stack([b[1] for b in batch])  # [B]
         if augment:
             x = _shift_flip(x, gen)
@@ -284,8 +291,12 @@ def train_strategy(name: str, train_data: tuple[np.ndarray, np.ndarray], val_dat
                    size: int = 64, epochs: int = 5, batch_size: int = 32, augment: bool = True, lr: float | None = None,
                    warmup: float = WARMUP, label_smoothing: float = LABEL_SMOOTHING, seed: int = 0,
                    max_steps_per_epoch: int | None = None, test_data: tuple[np.ndarray, np.ndarray] | None = None,
-                   bn: str | None = None, progress: bool = True) -> tuple[nn.Module, dict, Recipe]:  # fmt: skip
+                   bn: str | None = None, num_classes: int | None = None,
+                   progress: bool = True) -> tuple[nn.Module, dict, Recipe]:  # fmt: skip
     """Load Lite0 (ImageNet, or random for "random init"), apply recipe `name`, train with fit(); (model, history, recipe).
+
+    `train_data` is (uint8 images [N,H,W] or [N,H,W,3], labels 0..C−1), e.g. from `own_data.image_folder`; the new head
+    has `num_classes` outputs (default: the largest training label + 1).
 
     `val_data` (or None) is scored before training (history["val_acc_start"]) and after every epoch (the learning
     curves: history["val_loss"], ["val_acc"]); `test_data`, if given, once after the last epoch (history["test_loss"],
@@ -302,7 +313,11 @@ def train_strategy(name: str, train_data: tuple[np.ndarray, np.ndarray], val_dat
     if lr is not None and name in ("discriminative LRs", "progressive unfreezing"):
         raise ValueError(f"{name!r} has one rate per stage: change finetune.DISCRIMINATIVE_LRS instead of lr=")
     torch.manual_seed(seed)  # the same fresh head (and the same random init) for every strategy
-    model = models.load_efficientnet("lite0", pretrained=name != "random init", num_classes=10)
+    if len(train_data[0]) == 0 or len(train_data[0]) != len(train_data[1]):
+        raise ValueError(f"train_data needs as many images as labels, and some: got {len(train_data[0])} images, "
+                         f"{len(train_data[1])} labels")  # fmt: skip
+    num_classes = int(np.max(train_data[1])) + 1 if num_classes is None else num_classes
+    model = models.load_efficientnet("lite0", pretrained=name != "random init", num_classes=num_classes)
     recipe = RECIPES[name](model) if lr is None else RECIPES[name](model, lr)
     set_batchnorm(model, bn, train_data[0], size)
     history = _train(model, recipe, train_data, val_data, size, epochs, batch_size, augment, warmup, label_smoothing,

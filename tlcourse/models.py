@@ -76,11 +76,14 @@ def to_lite_input(images: np.ndarray | torch.Tensor, size: int) -> torch.Tensor:
     """uint8 images [N,H,W] (grey) or [N,H,W,3] (RGB) -> float tensor [N,3,size,size] normalised for EfficientNet-Lite."""
     x = torch.as_tensor(np.array(images, copy=True))  # a writable copy: inputs may be read-only buffers
     if x.dtype != torch.uint8:
-        raise TypeError(f"expected uint8 images in 0..255, got {x.dtype}; convert with (x * 255).astype('uint8')")
+        raise TypeError(f"expected uint8 images in 0..255, got {x.dtype}; tlcourse.own_data.to_uint8(x) scales them "
+                        "by their own range (1 for 0..1 data, else the data's maximum)")  # fmt: skip
     if x.ndim == 3:  # grey [N,H,W] -> [N,H,W,3]
         x = x.unsqueeze(-1).expand(*x.shape, 3)
     if x.ndim != 4 or x.shape[-1] != 3:
         raise ValueError(f"expected images shaped [N,H,W] or [N,H,W,3], got {list(x.shape)}")
+    if len(x) == 0:
+        raise ValueError("no images: the batch is empty")
     x = x.permute(0, 3, 1, 2).float()  # [N,3,H,W], 0..255
     x = nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
     return (x - 127.0) / 128.0  # [N,3,size,size]
@@ -98,9 +101,10 @@ def topk(model: nn.Module, images: np.ndarray, k: int = 5, size: int = 224) -> l
     """ImageNet top-k (class name, probability) for each uint8 RGB image (a list of [H,W,3] arrays)."""
     names = imagenet_classes()
     model.eval()
+    device = next(model.parameters()).device
     out = []
     for img in images:
-        probs = model(to_lite_input(np.asarray(img)[None], size)).softmax(-1)[0]  # [1000]
+        probs = model(to_lite_input(np.asarray(img)[None], size).to(device)).softmax(-1)[0].cpu()  # [1000]
         p, i = probs.topk(k)
         out.append([(names[j], float(q)) for q, j in zip(p.tolist(), i.tolist(), strict=True)])
     return out

@@ -116,6 +116,21 @@ def half_precision(rec: Recipe) -> tuple[bool, bool]:
     return dtype is torch.bfloat16, dtype is torch.float16
 
 
+def check_labels(model, data, what: str = "training") -> None:
+    """Refuse, in one line, data whose `label` values the model's head has no output for (or no data at all)."""
+    if len(data) == 0:
+        raise ValueError(f"the {what} data is empty")
+    cols = data.column_names
+    if "label" not in cols:
+        raise ValueError(f"the {what} data has no 'label' column; its columns are {cols}"
+                         + ("; rename 'labels' to 'label'" if "labels" in cols else ""))  # fmt: skip
+    values = sorted({int(v) for v in data["label"]})
+    n = model.config.num_labels
+    if values[0] < 0 or values[-1] >= n:
+        raise ValueError(f"{what} labels {values[:8]} do not fit the model's {n} classes (0–{n - 1}): map the labels "
+                         f"to 0..{n - 1} or build the model with num_labels={values[-1] + 1}")  # fmt: skip
+
+
 def make_trainer(model, tokenizer, train, eval_data, rec: Recipe | None = None, output_dir: str | Path | None = None,
                  progress: bool = True):  # fmt: skip
     """A Trainer for sequence classification: eval + checkpoint each epoch, best model (val accuracy) kept at the end.
@@ -127,6 +142,9 @@ def make_trainer(model, tokenizer, train, eval_data, rec: Recipe | None = None, 
     from transformers import PrinterCallback, Trainer, TrainingArguments
 
     rec = rec or recipe()
+    check_labels(model, train, "training")
+    if eval_data is not None:
+        check_labels(model, eval_data, "evaluation")
     bf16, fp16 = half_precision(rec)
     steps = int(np.ceil(len(train) / rec.batch_size) * rec.epochs)
     select = eval_data is not None  # evaluate each epoch and keep the best one
@@ -163,14 +181,55 @@ def make_trainer(model, tokenizer, train, eval_data, rec: Recipe | None = None, 
     return trainer
 
 
+def as_splits(data, seed: int = 0, val_fraction: float = 0.1):
+    """A DatasetDict with train and validation splits, `text` and a ClassLabel `label`, from what a learner has.
+
+    Accepts a DatasetDict or a plain Dataset (e.g. `Dataset.from_dict` or `own_data.text_dataset`); a label column of
+    plain ints or strings is cast to ClassLabel, and without a validation split a seeded, stratified `val_fraction` of
+    train is carved off (both said in one printed line). Anything else is answered in one line naming what was expected.
+    """
+    from datasets import ClassLabel, Dataset, DatasetDict
+
+    if isinstance(data, Dataset):
+        data = DatasetDict({"train": data})
+    if not isinstance(data, DatasetDict):
+        raise TypeError(f"expected a datasets Dataset or DatasetDict, got {type(data).__name__}; "
+                        "for a CSV, DataFrame or list of (text, label) use tlcourse.own_data.text_dataset")  # fmt: skip
+    if "train" not in data:
+        raise ValueError(f"no 'train' split; the splits are {list(data)}")
+    cols = data["train"].column_names
+    if "text" not in cols or "label" not in cols:
+        raise ValueError(f"expected columns 'text' and 'label', got {cols}"
+                         + ("; rename 'labels' to 'label'" if "labels" in cols else ""))  # fmt: skip
+    for name, split in data.items():
+        if len(split) == 0:
+            raise ValueError(f"the {name!r} split is empty")
+    if not isinstance(data["train"].features["label"], ClassLabel):
+        data = data.class_encode_column("label")
+        print(f"label column cast to classes {data['train'].features['label'].names}")
+    if "validation" not in data:
+        parts = data["train"].train_test_split(test_size=val_fraction, seed=seed, stratify_by_column="label")
+        data = DatasetDict({**data, "train": parts["train"], "validation": parts["test"]})
+        print(
+            f"no validation split: {len(parts['test'])} of the training examples (seed {seed}) are the validation set"
+        )
+    return data
+
+
 def fine_tune(data, rec: Recipe | None = None, progress: bool = True):
     """Fine-tune a fresh classifier on data["train"] (validation = data["validation"]); return (tokenizer, trainer).
 
-    The trainer holds the best model (`trainer.model`), its log history and the train time
-    (`trainer.state.log_history`, `trainer.train_seconds`). Checkpoints live in a temp folder deleted afterwards.
+    `data` may be a plain Dataset or have no validation split: see `as_splits`. The trainer holds the best model
+    (`trainer.model`), its log history and the train time (`trainer.state.log_history`, `trainer.train_seconds`).
+    Checkpoints live in a temp folder deleted afterwards.
     """
     rec = rec or recipe()
-    tok, model = new_classifier(rec, num_labels=data["train"].features["label"].num_classes)
+    data = as_splits(data, rec.seed)
+    classes = data["train"].features["label"]
+    tok, model = new_classifier(rec, num_labels=classes.num_classes)
+    if classes.names != [str(i) for i in range(classes.num_classes)] and classes.num_classes != len(LABELS):
+        model.config.id2label = dict(enumerate(classes.names))  # the data's own class names in predictions
+        model.config.label2id = {n: i for i, n in enumerate(classes.names)}
     train = tokenize(_subset(data["train"], rec.train_size, rec.seed), tok, rec.max_length)
     val = tokenize(_subset(data["validation"], rec.eval_size, rec.seed), tok, rec.max_length)
     keep = ["input_ids", "attention_mask", "token_type_ids", "label"]
