@@ -104,7 +104,7 @@ def test_fetch_verifies_and_is_idempotent(tmp_cache):
     before = f.stat().st_mtime_ns
     assets.fetch("uci_digits", progress=False)
     assert f.stat().st_mtime_ns == before  # nothing rewritten
-    assert not list(folder.glob(".*part*"))
+    assert not list(folder.glob(".*.tmp"))
 
 
 def test_flipped_byte_is_detected_refused_and_refetched(tmp_cache):

@@ -70,7 +70,7 @@ def test_cached_features_caches_and_never_serves_stale(tmp_path, monkeypatch):
     kw = dict(stages=["block0"], size=32, cache_dir=tmp_path, progress=False)
     first = features.cached_features("fashion_mnist", "test", idx, **kw)["block0"]
     assert first.shape == (3, 16) and len(list(tmp_path.glob("*.safetensors"))) == 1
-    assert not list(tmp_path.glob("*.tmp"))  # atomic write left no temp file
+    assert not list(tmp_path.glob(".*.tmp"))  # atomic write left no temp file
 
     def boom(*a, **k):
         raise AssertionError("extracted again although cached")

@@ -265,7 +265,7 @@ def test_save_and_reload_give_identical_outputs(tmp_path):
         model.bn2.running_mean.add_(0.5)  # buffers must round-trip too
     model = model.to(memory_format=torch.channels_last)  # as train_strategy leaves it
     path = finetune.save_model(model, tmp_path / "sub" / "model.safetensors")
-    assert path.is_file() and not list(path.parent.glob("*.tmp"))
+    assert path.is_file() and not list(path.parent.glob(".*.tmp"))
     again = finetune.load_model(path, num_classes=10)
     x = torch.randn(2, 3, 32, 32)  # [B,3,H,W]
     model.eval()

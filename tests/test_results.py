@@ -40,12 +40,10 @@ def test_readme_table_between_markers(tmp_path):
         results.update_readme(readme, rows)
 
 
-def test_timer_and_write_atomic(tmp_path):
+def test_timer(tmp_path):
     with results.timer() as t:
         sum(range(1000))
     assert t.seconds >= 0
-    results.write_atomic(tmp_path / "a" / "b.txt", "hi")
-    assert (tmp_path / "a" / "b.txt").read_text() == "hi"
 
 
 def test_cli_usage():

@@ -106,7 +106,7 @@ def test_make_trainer_settings(rt, tok_model, tmp_path):
 def test_save_reload_pipeline_same_predictions(tok_model, tmp_path):
     tok, model = tok_model
     path = text_models.save_model(model, tok, tmp_path / "clf")
-    assert (path / "model.safetensors").is_file() and not list(tmp_path.glob(".clf.tmp-*"))
+    assert (path / "model.safetensors").is_file() and not list(tmp_path.glob(".clf.*"))
     text_models.save_model(model, tok, path)  # overwriting works
     texts = ["a triumph", "a dull, lifeless mess"]
     pipe = text_models.load_pipeline(path)

@@ -23,6 +23,7 @@ from typing import BinaryIO
 
 from tlcourse import registry
 from tlcourse.config import data_dir
+from tlcourse.files import atomic_file
 from tlcourse.manifest import ASSETS, Asset
 from tlcourse.registry import REGISTRY, AssetError
 
@@ -122,24 +123,18 @@ def _progress(items, label: str, show: bool) -> Iterable:
 
 
 def _write_verified(src: BinaryIO, target: Path, sha: str, asset: Asset) -> None:
-    """Copy `src` to a temp file beside `target`, check sha256, then rename it into place."""
-    tmp = target.with_name(f".{target.name}.part-{os.getpid()}")
+    """Copy `src` to a temp file beside `target`, check sha256, then rename it into place (files.atomic_file)."""
     h = hashlib.sha256()
-    try:
+    with atomic_file(target, fsync=True) as tmp:
         with open(tmp, "wb") as out:
             while chunk := src.read(_CHUNK):
                 h.update(chunk)
                 out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
         if h.hexdigest() != sha:
             raise AssetError(
                 f"sha256 mismatch for {asset.name}/{target.name} from {asset.spec} "
                 f"(got {h.hexdigest()[:12]}…, expected {sha[:12]}…); the file was not used — report this upstream"
             )
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _offline() -> bool:

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader
 
 from tlcourse import config, data, models
 from tlcourse.config import data_dir
-from tlcourse.results import atomic_file
+from tlcourse.files import atomic_file
 from tlcourse.train import fit
 from tlcourse.train import reestimate_batchnorm as reestimate_from_batches
 

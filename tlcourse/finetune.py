@@ -23,7 +23,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from tlcourse import config, features, models
-from tlcourse.results import atomic_file
+from tlcourse.files import atomic_file
 from tlcourse.train import evaluate, fit, predict
 
 # peak learning rates used by the lesson's recipes, written out in full (AdamW)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import nbformat
 
-from tlcourse.results import write_atomic
+from tlcourse.files import write_atomic
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 # a tqdm bar, "desc:  50%|█████     | 8/16 [00:01<00:01, 6.2it/s]", or without a total, "desc: 8it [00:01, 6.2it/s]"

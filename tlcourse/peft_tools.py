@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from tlcourse import lora
+from tlcourse.files import atomic_folder
 
 METHODS = ("head", "full", "hand", "peft")  # head only, full fine-tuning, hand-written LoRA, peft LoRA
 TARGETS = ("query", "value")  # the original LoRA paper's choice for attention
@@ -98,16 +99,11 @@ def checkpoint_bytes(model: nn.Module, method: str, folder: str | Path) -> int:
 
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {list(METHODS)}")
-    folder = Path(folder)
-    tmp = folder.with_name(f".{folder.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    if method in ("full", "peft"):
-        model.save_pretrained(tmp, safe_serialization=True)
-    else:
-        save_file(lora.lora_state_dict(model), str(tmp / "trainable.safetensors"))
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)
+    with atomic_folder(folder) as tmp:
+        if method in ("full", "peft"):
+            model.save_pretrained(tmp, safe_serialization=True)
+        else:
+            save_file(lora.lora_state_dict(model), str(tmp / "trainable.safetensors"))
     return dir_bytes(folder)
 
 

@@ -6,38 +6,15 @@ python -m tlcourse.results readme   # rewrite the table between the results mark
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 from tlcourse.config import mode, repo_root, results_dir
+from tlcourse.files import write_atomic
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
-
-
-@contextmanager
-def atomic_file(path: Path):
-    """Yield a temp path beside `path`; on success it is renamed onto `path`, on error removed: never half-written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield tmp
-        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)  # not mkstemp's private 0600
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write text to `path` through a temp file in the same folder and a rename: never half-written."""
-    with atomic_file(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
 
 
 def record(notebook: str, name: str, value: float, seconds: float | None = None, note: str = "") -> dict:

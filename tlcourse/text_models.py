@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, replace
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 
 from tlcourse import config
+from tlcourse.files import atomic_folder
 from tlcourse.text_data import LABELS
 
 
@@ -283,19 +283,11 @@ def predict_proba(model, tokenizer, texts: list[str], batch_size: int = 64, max_
 
 
 def save_model(model, tokenizer, path: str | Path) -> Path:
-    """save_pretrained model (safetensors) + tokenizer into `path`, atomically (temp folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp-"))
-    try:
+    """save_pretrained model (safetensors) + tokenizer into `path`, atomically (files.atomic_folder)."""
+    with atomic_folder(path) as tmp:
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return path
+    return Path(path)
 
 
 def _saved(path: str | Path) -> Path:
