@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from tqdm import tqdm
 
-from tlcourse import nbclean, results
+from tlcourse import files, nbclean
 
 ROOT = Path(__file__).resolve().parent.parent
 LESSONS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
@@ -255,7 +255,7 @@ def test_nbclean_writes_atomically(tmp_path, monkeypatch):
     def crash(*args):
         raise OSError("disk full")
 
-    monkeypatch.setattr(results.os, "replace", crash)
+    monkeypatch.setattr(files.os, "replace", crash)
     with pytest.raises(OSError, match="disk full"):
         nbclean.clean_file(path)
     assert path.read_bytes() == original and os.listdir(tmp_path) == ["tiny.ipynb"]  # untouched, no temp file left
