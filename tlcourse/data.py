@@ -117,3 +117,30 @@ def tensor_dataset(x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor) -
     if len(x) != len(y):
         raise ValueError(f"inputs and labels differ in length: {len(x)} vs {len(y)}")
     return TensorDataset(x, y)
+
+
+def labelled(x, y, what: str = "training", min_classes: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) as arrays after the checks a classifier needs, each failure in one line: as many labels as examples,
+    at least one example, and (min_classes) at least two classes to tell apart."""
+    x, y = np.asarray(x), np.asarray(y)
+    if len(x) != len(y):
+        raise ValueError(f"{what}: {len(x)} examples but {len(y)} labels; pass one label per example")
+    if len(x) == 0:
+        raise ValueError(f"{what}: no examples")
+    if min_classes and len(np.unique(y)) < min_classes:
+        raise ValueError(
+            f"{what}: every label is {y[0].item()!r}; a classifier needs examples of at least {min_classes} classes"
+        )
+    return x, y
+
+
+def texts_list(texts, what: str = "texts") -> list[str]:
+    """A list of strings, or a one-line error: a bare string, a missing (None/NaN) entry or a non-string entry."""
+    if isinstance(texts, str):
+        raise TypeError(f"{what} should be a list of strings; wrap a single sentence as [text]")
+    texts = list(texts)
+    bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
+    if bad:
+        raise TypeError(f"{what}: {len(bad)} of {len(texts)} entries are not strings (first: index {bad[0]}, "
+                        f"{texts[bad[0]]!r}); drop or fill the missing ones")  # fmt: skip
+    return texts

@@ -42,6 +42,9 @@ def pooled_stages(model: nn.Module, x: torch.Tensor, stages: Sequence[str],
     The forward pass stops after the deepest stage asked for, so shallow features are cheaper. No gradients unless
     grad=True (and gradients are enabled by the caller): LP-FT trains the backbone through these features.
     """
+    if x.ndim != 4 or x.shape[1] != 3:
+        raise ValueError(f"expected a batch [B,3,H,W] of normalised RGB images, got {list(x.shape)}; "
+                         "models.to_lite_input(uint8 images, size) makes one from grey or RGB images")  # fmt: skip
     names = stage_names(model)
     unknown = [s for s in stages if s not in names]
     if unknown or not stages:
@@ -216,12 +219,16 @@ def logistic_probe(train_x: np.ndarray, train_y: np.ndarray, C: float = 0.1, max
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    train_x, train_y = data.labelled(train_x, train_y)
+    if train_x.ndim != 2:
+        raise ValueError(f"features should be a 2-D array [N,D], got shape {list(train_x.shape)}")
     return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter)).fit(train_x, train_y)
 
 
 def probe_accuracy(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray,
                    C: float = 0.1) -> float:  # fmt: skip
     """Test accuracy of a scaled logistic-regression probe trained on (train_x, train_y)."""
+    test_x, test_y = data.labelled(test_x, test_y, "test", min_classes=0)
     return float(logistic_probe(train_x, train_y, C).score(test_x, test_y))
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from tlcourse.data import labelled, texts_list
+
 
 def majority_baseline(train_labels, n: int) -> np.ndarray:
     """Predict the most common training label for `n` examples."""
@@ -26,9 +28,12 @@ def tfidf_baseline(train_texts: list[str], train_labels, c: float = 4.0, seed: i
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
 
-    vec = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, strip_accents="unicode")
+    texts = texts_list(train_texts, "train_texts")
+    texts, labels = labelled(texts, train_labels)
+    vec = TfidfVectorizer(ngram_range=(1, 2), min_df=2 if len(texts) > 20 else 1, sublinear_tf=True,
+                          strip_accents="unicode")  # fmt: skip
     clf = LogisticRegression(C=c, max_iter=2000, random_state=seed)
-    return make_pipeline(vec, clf).fit(list(train_texts), np.asarray(train_labels))
+    return make_pipeline(vec, clf).fit(list(texts), labels)
 
 
 def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -43,9 +48,7 @@ def embed(texts: list[str], tokenizer, encoder, batch_size: int = 64, max_length
     """Frozen sentence embeddings [N,H]: the encoder in eval mode, mean-pooled over tokens (L2-normalised)."""
     from tqdm.auto import tqdm
 
-    if isinstance(texts, str):
-        raise TypeError("texts should be a list of strings; wrap a single sentence as [text]")
-    texts = list(texts)
+    texts = texts_list(texts)
     encoder.eval()  # dropout off: deterministic features, and much faster than train mode
     device = next(encoder.parameters()).device
     order = np.argsort([len(t) for t in texts])  # similar lengths together: less padding per batch
@@ -69,8 +72,8 @@ def logistic_probe(x_train: np.ndarray, y_train, c: float = 1.0, seed: int = 0):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    x_train = np.asarray(x_train)
+    x_train, y_train = labelled(x_train, y_train)
     if x_train.ndim != 2:
         raise ValueError(f"features should be a 2-D array [N,D], got shape {x_train.shape}")
     clf = LogisticRegression(C=c, max_iter=2000, random_state=seed)
-    return make_pipeline(StandardScaler(), clf).fit(x_train, np.asarray(y_train))
+    return make_pipeline(StandardScaler(), clf).fit(x_train, y_train)

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from tlcourse import config
+from tlcourse.data import texts_list
 from tlcourse.files import atomic_folder
 from tlcourse.text_data import LABELS
 
@@ -264,9 +265,7 @@ def predict_proba(model, tokenizer, texts: list[str], batch_size: int = 64, max_
     batch)."""
     from tqdm.auto import tqdm
 
-    if isinstance(texts, str):
-        raise TypeError("texts should be a list of strings; wrap a single sentence as [text]")
-    texts = list(texts)
+    texts = texts_list(texts)
     model.eval()
     device = next(model.parameters()).device
     if not texts:

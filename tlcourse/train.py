@@ -13,6 +13,11 @@ from tlcourse import config
 
 
 def _to(batch, device: torch.device):
+    """A loader's (x, y) batch on `device`; any other batch shape is refused in one line."""
+    if not isinstance(batch, list | tuple) or len(batch) != 2:
+        got = f"a batch of {len(batch)} items" if isinstance(batch, list | tuple) else f"a {type(batch).__name__}"
+        raise ValueError(f"expected batches (x, y) of inputs and labels, got {got}; make the dataset return "
+                         "(input, label), e.g. data.tensor_dataset(x, y)")  # fmt: skip
     return [t.to(device) if torch.is_tensor(t) else t for t in batch]
 
 
@@ -62,8 +67,8 @@ def predict(
     device = _model_device(model) if device is None else torch.device(device)
     model.eval()
     logits, labels = [], []
-    for x, y in loader:
-        x, y = _to((x, y), device)
+    for batch in loader:
+        x, y = _to(batch, device)
         logits.append(model(x).float().cpu())  # [B,C]
         labels.append(y.cpu())
     if not logits:
@@ -116,10 +121,10 @@ def fit(
         model.train()
         start, total, correct, loss_sum = time.perf_counter(), 0, 0, 0.0
         bar = tqdm(total=steps, desc=f"{desc} {epoch + 1}/{epochs}", leave=False, disable=not progress)
-        for step, (x, y) in enumerate(train_loader):
+        for step, batch in enumerate(train_loader):
             if step >= steps:
                 break
-            x, y = _to((x, y), device)
+            x, y = _to(batch, device)
             logits = model(x)  # [B,C]
             if (
                 step == 0
