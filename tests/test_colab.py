@@ -138,6 +138,40 @@ def test_install_cell_in_colab_installs_tlcourse_then_fetches_assets(tmp_path):
     assert "FAILED   uci_sentences: no npm here" in stdout and "progress noise" not in stdout
 
 
+def pyproject_urls() -> dict[str, str]:
+    """[project.urls] of pyproject.toml: where the course lives, said once for pip, PyPI and GitHub."""
+    tomllib = pytest.importorskip("tomllib", reason="Python 3.11+ reads pyproject.toml with tomllib")
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]
+
+
+# the branch a badge opens: .../github/<owner>/<name>/blob/<branch>/<path>
+BADGE_BRANCH = re.compile(r"colab\.research\.google\.com/github/[\w.-]+/[\w.-]+/blob/(?P<branch>[\w.-]+)/")
+
+
+@needs_lessons
+def test_badges_install_cell_and_pyproject_name_the_same_repository():
+    slug = repo_slug(install_cell())
+    urls = pyproject_urls()
+    assert urls["Repository"] == f"https://github.com/{slug}", "pyproject's Repository is not the install cell's REPO"
+    assert urls["Homepage"] == urls["Repository"]
+    for path in LESSONS:
+        m = BADGE.search(nbformat.read(path, as_version=4).cells[0].source)
+        assert m and m["slug"] == slug, f"{path.name}: the badge does not open {slug}"
+
+
+@needs_lessons
+@pytest.mark.xfail(strict=True, reason="notebooks pin @main in the next commit")
+def test_install_cell_installs_the_branch_the_badges_open(tmp_path):
+    """A notebook opened from branch X must install tlcourse from branch X: the code it was written against."""
+    branches = {BADGE_BRANCH.search(nbformat.read(p, as_version=4).cells[0].source)["branch"] for p in LESSONS}
+    assert len(branches) == 1, f"the badges open several branches: {sorted(branches)}"
+    (branch,) = branches
+    _, calls, _ = run_cell(install_cell(), tmp_path, fake_colab=True, tlcourse_installed=False)
+    pip = calls[0]["cmd"]
+    slug = repo_slug(install_cell())
+    assert pip[-1] == f"tlcourse @ git+https://github.com/{slug}@{branch}", f"the cell installs {pip[-1]!r}"
+
+
 def test_repo_slug_is_read_from_the_install_cell():
     assert repo_slug('x\n    REPO = "https://github.com/someone/fork-1"\n') == "someone/fork-1"
     with pytest.raises(AssertionError):
