@@ -1,6 +1,14 @@
-"""The verdict base (tlcourse.checks.base): one line per outcome, never a traceback."""
+"""The verdict base (tlcourse.checks.base): one line per outcome, never a traceback — except that under nbgrader a
+verdict other than ✅ is raised after it is printed, so that a check cell is an autograded test."""
+
+import pytest
 
 from tlcourse.checks import base as checks
+
+
+@pytest.fixture(autouse=True)
+def not_grading(monkeypatch):
+    monkeypatch.delenv(checks.NBGRADER_ENV, raising=False)
 
 
 def _double_check(fn):
@@ -34,3 +42,31 @@ def test_messages(capsys):
     assert "not quite — double(3) returned 4, expected 6. Hint: multiply by 2" in capsys.readouterr().out
     _double_check(lambda x: x / 0)
     assert "your code raised ZeroDivisionError" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("value", ["autograde", "validate"])  # the values nbgrader 0.9 sets
+def test_under_nbgrader_a_verdict_other_than_pass_is_printed_then_raised(value, monkeypatch, capsys):
+    monkeypatch.setenv(checks.NBGRADER_ENV, value)
+    assert checks.grading()
+    assert _double_check(lambda x: 2 * x) is True
+    assert capsys.readouterr().out.startswith(checks.PASS)
+    for fn, mark in [
+        (lambda x: x + 1, checks.FAIL),
+        (stub, checks.TODO),
+        (lambda x: x / 0, checks.FAIL),
+        (6, checks.FAIL),
+    ]:
+        ran = []
+        with pytest.raises(AssertionError) as e:
+            if _double_check(fn):  # a check cell of the form `if check(...): <more code>`
+                ran.append(True)
+        line = capsys.readouterr().out.strip()
+        assert "\n" not in line and line.startswith(mark) and str(e.value) == line and not ran
+        assert e.value.__cause__ is None and e.value.__context__ is None  # no chained traceback from the check
+
+
+def test_outside_nbgrader_nothing_raises(monkeypatch, capsys):
+    monkeypatch.setenv(checks.NBGRADER_ENV, "")
+    assert not checks.grading()
+    assert _double_check(lambda x: x + 1) is False
+    assert capsys.readouterr().out.startswith(checks.FAIL)

@@ -8,15 +8,18 @@ A lesson's check is a small function that calls the learner's function and state
             expect(out == 6, f"double(3) returned {out!r}, expected 6", hint="multiply by 2")
         return run_check("Exercise 0.1 (double)", body)
 
-`run_check` never lets a traceback escape: it prints one verdict and returns True (passed) or False.
+`run_check` never lets a traceback escape: it prints one verdict and returns True (passed) or False. Under nbgrader
+(autograde, validate) it raises after printing a verdict that is not ✅, so the check cell is an autograded test.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
 PASS, TODO, FAIL = "✅", "⏳", "❌"
+NBGRADER_ENV = "NBGRADER_EXECUTION"  # set by nbgrader in the kernels it runs to autograde or validate
 
 
 class CheckFailed(Exception):
@@ -63,25 +66,38 @@ def call(fn: Callable, *args, **kwargs):
         raise _LearnerError(e) from e
 
 
-def run_check(title: str, body: Callable[[], str | None]) -> bool:
-    """Run a check body and print exactly one verdict line; True when the exercise passes."""
+def grading() -> bool:
+    """True while nbgrader executes the notebook: it sets NBGRADER_EXECUTION ("autograde" or "validate")."""
+    return bool(os.environ.get(NBGRADER_ENV))
+
+
+def _verdict(title: str, body: Callable[[], str | None]) -> tuple[bool, str]:
+    """(passed, the verdict line) of a check body; every exception becomes a verdict."""
     try:
         extra = body()
     except NotImplementedError:
-        print(
+        return False, (
             f"{TODO} {title}: not done yet — replace `raise NotImplementedError` with your code, then run this again."
         )
-        return False
     except CheckFailed as e:
         hint = f" Hint: {e.hint}" if e.hint else ""
-        print(f"{FAIL} {title}: not quite — {e}.{hint}")
-        return False
+        return False, f"{FAIL} {title}: not quite — {e}.{hint}"
     except _LearnerError as e:
         err = e.error
-        print(f"{FAIL} {title}: your code raised {type(err).__name__}: {err}. Fix it and run the cell again.")
-        return False
+        return False, f"{FAIL} {title}: your code raised {type(err).__name__}: {err}. Fix it and run the cell again."
     except Exception as e:  # a bug in the check itself must still not drown the learner in a traceback
-        print(f"{FAIL} {title}: the check could not run ({type(e).__name__}: {e}). Please report this.")
-        return False
-    print(f"{PASS} {title}: correct!{' ' + extra if extra else ''}")
-    return True
+        return False, f"{FAIL} {title}: the check could not run ({type(e).__name__}: {e}). Please report this."
+    return True, f"{PASS} {title}: correct!{' ' + extra if extra else ''}"
+
+
+def run_check(title: str, body: Callable[[], str | None]) -> bool:
+    """Run a check body and print exactly one verdict line; True when the exercise passes.
+
+    Under nbgrader (see `grading`) a verdict other than ✅ is printed and then raised as an AssertionError, because
+    nbgrader scores an autograded test cell by whether it raises: the cell scores zero and its feedback shows the line.
+    """
+    passed, line = _verdict(title, body)
+    print(line)
+    if not passed and grading():
+        raise AssertionError(line)
+    return passed

@@ -1,4 +1,4 @@
-"""Friendly checks for the lesson-04 exercises (domain adaptation); each prints one verdict and never raises."""
+"""Friendly checks for the lesson-04 exercises (domain adaptation); each prints one verdict (see tlcourse.checks.base)."""
 
 from __future__ import annotations
 
