@@ -2,11 +2,13 @@
 
 The solution notebooks' checks are verified in smoke mode by notebooks/conftest.py during the nbval run (one execution
 per notebook, no second run here) and on their committed full-mode outputs below. The student notebooks are built into a
-temporary folder and executed here in smoke mode, one test per notebook.
+temporary folder and compared with their solutions; no lesson's student copy calls a learner's function outside its
+check (read from the source), and tests/test_nbgrader.py executes one lesson's student copy under nbgrader.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import shutil
 import subprocess
@@ -143,6 +145,76 @@ def test_verdict_lines_reads_streams_and_results():
     assert verdict_lines([]) == []
 
 
+# ---- nbgrader_notebook / exercises ----------------------------------------------------------------------------------
+
+
+def md(source, id="m1"):
+    return {"cell_type": "markdown", "id": id, "metadata": {}, "source": source}
+
+
+def exercise_notebook(check_source="check_double(double)") -> dict:
+    out = [{"output_type": "stream", "name": "stdout", "text": "✅ Exercise 9.1 (double): correct!\n"}]
+    return notebook(md("Intro"), md("## Exercise 9.1 · double it", "m2"), {**code(SOLVED, [], 2), "id": "s1"},
+                    {**code(check_source, out, 3), "id": "k1"}, {**code("print(double(2))"), "id": "c3"})  # fmt: skip
+
+
+def test_nbgrader_notebook_marks_instructions_solution_and_check():
+    nb = exercise_notebook()
+    nb["cells"][4]["metadata"]["nbgrader"] = {"grade": True, "grade_id": "stale", "locked": False, "solution": False,
+                                              "schema_version": 3, "points": 5}  # fmt: skip
+    before = json.dumps(nb)
+    out, n = assign.nbgrader_notebook(nb, "x.ipynb")
+    assert json.dumps(nb) == before and n == 1
+    base = {"schema_version": 3, "task": False}
+    assert [c["metadata"].get("nbgrader") for c in out["cells"]] == [
+        None,
+        {**base, "grade": False, "grade_id": "ex9_1_instructions", "locked": True, "solution": False},
+        {**base, "grade": False, "grade_id": "ex9_1_solution", "locked": False, "solution": True},
+        {**base, "grade": True, "grade_id": "ex9_1_check", "locked": True, "solution": False, "points": 1},
+        None,  # stale metadata goes: the layout is the only source of truth
+    ]
+    assert [c["source"] for c in out["cells"]] == [c["source"] for c in nb["cells"]]  # solutions kept
+    assert all(c["outputs"] == [] and c["execution_count"] is None for c in out["cells"] if c["cell_type"] == "code")
+    out["metadata"]["kernelspec"]["display_name"] = "Python 3"  # the tiny notebook's kernelspec is incomplete
+    nbformat.validate(nbformat.from_dict(out))
+    assert assign.exercises(nb) == [assign.Exercise("9.1", 1, 2, 3)] and assign.exercises(nb)[0].grade_id == "ex9_1"
+
+
+@pytest.mark.parametrize(
+    "cells, words",
+    [
+        ([code(SOLVED), code("check_double(double)")], "needs a markdown cell above it"),
+        ([md("Now a function."), code(SOLVED), code("check_double(double)")], "needs a markdown cell above it"),
+        ([md("Exercise 9.1"), code(SOLVED)], "must be followed by a code cell that calls its check"),
+        ([md("Exercise 9.1"), code(SOLVED), md("check_double(double)")], "must be followed"),
+        ([md("Exercise 9.1"), code(SOLVED), code("print(double(2))")], "must be followed"),
+        ([md("Exercise 9.1"), code(SOLVED), code(SOLVED + "check_double(double)")], "must be followed"),
+        ([md("Exercise 9.1"), code(SOLVED), code("check_a(double)"), md("Exercise 9.1 again"), code(SOLVED),
+          code("check_b(double)")], "a second solution cell for exercise 9.1"),
+    ],
+)  # fmt: skip
+def test_exercise_layout_errors_name_the_cell(cells, words):
+    with pytest.raises(AssignError, match=r"^x.ipynb: cell \d+ \(id \w+\): .*" + words):
+        assign.nbgrader_notebook(notebook(*cells), "x.ipynb")
+
+
+def test_build_nbgrader_writes_one_assignment_folder_per_notebook(tmp_path, capsys):
+    src = tmp_path / "src"
+    write(src / "01_a.ipynb", exercise_notebook())
+    write(src / "02_b.ipynb", notebook(code("print('no exercise')")))
+    dest = tmp_path / "course" / "source"
+    assert assign.main(["--nbgrader", str(src), str(dest)]) == 0
+    assert "01_a.ipynb  (1 exercise)" in capsys.readouterr().out
+    assert sorted(str(p.relative_to(dest)) for p in dest.rglob("*.ipynb")) == ["01_a/01_a.ipynb", "02_b/02_b.ipynb"]
+    again = build([src], dest, nbgrader=True)
+    assert [(p.parent.name, n, changed) for p, n, changed in again] == [("01_a", 1, False), ("02_b", 0, False)]
+    write(src / "03_c.ipynb", notebook(md("Exercise 3.1"), code(SOLVED)))
+    assert assign.main(["--nbgrader", str(src), str(dest)]) == 2
+    assert "03_c.ipynb: cell 2 (id c1): exercise 3.1's solution cell must be followed" in capsys.readouterr().err
+    # the student build does not need the layout: a notebook without checks still gets its stubs
+    assert [n for _, n, _ in build([src / "03_c.ipynb"], tmp_path / "student")] == [1]
+
+
 # ---- build / command line --------------------------------------------------------------------------------------------
 
 
@@ -277,37 +349,55 @@ def test_conftest_hook_fails_a_solution_notebook_whose_check_does_not_pass(tmp_p
     assert "good.ipynb::Cell" not in out
 
 
-# ---- student notebooks run in smoke mode: every check says "not done yet", nothing crashes ----------------------------
+# ---- the student side: the stubs cannot crash a lesson ----------------------------------------------------------------
+# A student copy runs like its solution notebook (nbval executes those) except where a stub raises NotImplementedError.
+# Each check turns that into ⏳ (tests/test_checks_*.py give every check a stub); the rest of the lesson must never
+# call the learner's function outside its check, or only under `if check_...(...):`. That is checked here on the source
+# of every lesson; tests/test_nbgrader.py runs one lesson's student copy end to end (every check ⏳, no other cell
+# failing) instead of executing all six student copies a second time.
 
 
-@pytest.fixture(scope="module")
-def student_dir(tmp_path_factory):
-    dest = tmp_path_factory.mktemp("student")
-    build([ROOT / "notebooks"], dest)
-    return dest
+def _learner_functions(source: str) -> set[str]:
+    return {n.name for n in ast.parse(source).body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
+
+
+def _is_check_call(node) -> bool:
+    return (isinstance(node, ast.Call) and isinstance(node.func, ast.Name | ast.Attribute)
+            and (node.func.id if isinstance(node.func, ast.Name) else node.func.attr).startswith("check_"))  # fmt: skip
+
+
+def _unguarded_uses(source: str, names: set[str]) -> list[str]:
+    """Names in `names` used outside a check call's arguments and outside the body of an `if check_...(...):`."""
+    guarded: set[int] = set()
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if _is_check_call(node):
+            guarded |= {id(n) for n in ast.walk(node)}
+        elif isinstance(node, ast.If) and _is_check_call(node.test):  # the body runs only once the check passed
+            guarded |= {id(n) for part in node.body for n in ast.walk(part)}
+    return [n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id in names and id(n) not in guarded]
 
 
 @needs_lessons
 @pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
-def test_student_notebook_runs_in_smoke_mode_with_checks_not_done_yet(path, student_dir, tmp_path, monkeypatch):
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
+def test_learner_functions_are_used_only_by_their_checks(path):
+    nb = nbformat.read(path, as_version=4)
+    found = assign.exercises(nb, path.name)
+    assert len(found) == len(solution_cells(nb))
+    for ex in found:
+        names = _learner_functions(nb.cells[ex.solution].source)
+        assert names, f"{path.name}: exercise {ex.number}'s solution cell defines no function"
+        for i, cell in enumerate(nb.cells):
+            if cell.cell_type != "code" or i == ex.solution:
+                continue
+            bad = _unguarded_uses(cell.source, names)
+            assert not bad, (
+                f"{path.name}: cell {i + 1} uses {sorted(set(bad))} outside its check; a stub would crash it"
+            )
 
-    for key, value in {"TLCOURSE_SMOKE": "1", "TLCOURSE_RESULTS": str(tmp_path), "TQDM_DISABLE": "1",
-                       "HF_DATASETS_DISABLE_PROGRESS_BARS": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}.items():  # fmt: skip
-        monkeypatch.setenv(key, value)
-    nb = nbformat.read(student_dir / path.name, as_version=4)
-    exercises = len(solution_cells(nbformat.read(path, as_version=4)))
-    client = NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(student_dir)}})
-    try:
-        client.execute()
-    except CellExecutionError as e:
-        cell = next(
-            (i + 1 for i, c in enumerate(nb.cells) if any(o.output_type == "error" for o in c.get("outputs", []))), "?"
-        )
-        pytest.fail(f"student copy of {path.name} crashed in cell {cell}: {str(e).strip().splitlines()[-1]}")
-    verdicts = [v for c in nb.cells if c.cell_type == "code" for v in verdict_lines(c.outputs)]
-    assert all(v.startswith("⏳") for v in verdicts), (
-        f"{path.name}: on unfinished stubs every check must say ⏳: {verdicts}"
-    )
-    assert len(verdicts) >= exercises, f"{path.name}: {exercises} exercises but only {len(verdicts)} checks ran"
+
+def test_unguarded_uses_finds_what_a_stub_would_crash():
+    assert _unguarded_uses("if check_f(f, x):\n    y = f(1)\ncheck_g(f)\nz = lesson.check_h(f)", {"f"}) == []
+    assert _unguarded_uses("if check_f(g):\n    pass\nelse:\n    f(2)", {"f"}) == ["f"]  # else runs on a stub
+    assert _unguarded_uses("y = f(1)", {"f"}) == ["f"]
+    assert _unguarded_uses("if ok:\n    f(2)", {"f"}) == ["f"]
