@@ -8,13 +8,15 @@ PIP_FILTER := 2>&1 | grep -v "^WARNING: Location" || true
 # idle OpenMP threads sleep instead of spinning: on a busy 2-core machine spinning made MiniLM steps 20x slower
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: help setup assets status test lint unit course lab student clean
+.PHONY: help setup assets status test lint unit course lab student nbgrader-validate clean
 
 help:
 	@echo "make course  - set up, fetch assets, execute every notebook in full mode (outputs saved in place)"
 	@echo "make test    - set up, fetch assets, ruff, unit tests and every notebook in smoke mode (nbval)"
 	@echo "make lab     - open JupyterLab on the notebooks"
 	@echo "make status  - show the asset cache"
+	@echo "make student - student copies in build/student/ and nbgrader source copies in build/nbgrader/source/"
+	@echo "make nbgrader-validate - nbgrader validate every nbgrader source copy (smoke mode)"
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -62,8 +64,21 @@ course: assets
 lab: assets
 	$(PY) -m jupyter lab notebooks/
 
+# student copies to hand out as files, and nbgrader source copies (solutions + nbgrader metadata) for a course's source/
+NBGRADER_SOURCE := build/nbgrader/source
 student: setup
 	$(PY) -m tlcourse.assign notebooks/ build/student/
+	$(PY) -m tlcourse.assign --nbgrader notebooks/ $(NBGRADER_SOURCE)/
+	@echo "== hand out build/student/*.ipynb, or copy $(NBGRADER_SOURCE)/<lesson>/ into your nbgrader course's source/ (docs/INSTRUCTORS.md)"
+
+# nbgrader validate exits 0 even when a test cell fails, so its summary line is what decides; alembic must be on PATH
+nbgrader-validate: student
+	@for nb in $(NBGRADER_SOURCE)/*/*.ipynb; do \
+	  out=$$(PATH="$(abspath $(VENV))/bin:$$PATH" TLCOURSE_SMOKE=1 TLCOURSE_RESULTS="$(abspath build/nbgrader/results)" \
+	    $(PY) -m nbgrader validate --Execute.timeout=1800 "$$nb" 2>&1); \
+	  if echo "$$out" | grep -q "^Success! Your notebook passes all the tests."; then echo "   passes  $$nb"; \
+	  else echo "$$out"; echo "error: nbgrader validate failed on $$nb"; exit 1; fi; \
+	done
 
 clean:
 	rm -rf build results/smoke
