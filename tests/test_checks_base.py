@@ -1,6 +1,8 @@
 """The verdict base (tlcourse.checks.base): one line per outcome, never a traceback — except that under nbgrader a
 verdict other than ✅ is raised after it is printed, so that a check cell is an autograded test."""
 
+from pathlib import Path
+
 import pytest
 
 from tlcourse.checks import base as checks
@@ -70,3 +72,15 @@ def test_outside_nbgrader_nothing_raises(monkeypatch, capsys):
     assert not checks.grading()
     assert _double_check(lambda x: x + 1) is False
     assert capsys.readouterr().out.startswith(checks.FAIL)
+
+
+def test_a_regular_install_ships_the_checks_package():
+    """`pip install git+…` (Colab) installs only the packages pyproject.toml lists: tlcourse.checks must be one of them."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    root = Path(__file__).resolve().parent.parent
+    listed = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"]
+    packages = sorted(".".join(p.parent.relative_to(root).parts) for p in (root / "tlcourse").rglob("__init__.py"))
+    missing = [] if isinstance(listed, dict) else [p for p in packages if p not in listed]  # a dict: packages.find
+    assert not missing, (
+        f"pyproject.toml's [tool.setuptools] packages lacks {missing}: a regular install would not ship it"
+    )
