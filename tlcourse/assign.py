@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tlcourse.checks.base import FAIL, PASS, TODO
-from tlcourse.results import write_atomic
+from tlcourse.files import write_atomic
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
