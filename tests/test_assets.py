@@ -367,9 +367,11 @@ def test_lesson_assets_and_cli_fetch_by_lesson(tmp_cache, fake_registry, monkeyp
     assert assets.main(["status", "--lesson", "03"]) == 1
     out = capsys.readouterr().out
     assert "fake_npm" in out and "fake_deb" in out and "fake_other" not in out
-    assert assets.main(["fetch", "--lesson", "07,3"]) == 2
+    assert assets.main(["fetch", "--lesson", "07"]) == 0  # a lesson that needs no asset: nothing to do
+    assert "(0/0 assets ok)" in capsys.readouterr().out
+    assert assets.main(["fetch", "--lesson", "x7,3"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == "error: unknown lesson '07'; known lessons: 03, 04, 05"
+    assert err == "error: not a lesson number: 'x7'; lessons with assets: 03, 04, 05"
 
 
 def test_status_table_and_cli(tmp_cache, capsys):

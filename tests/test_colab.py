@@ -31,9 +31,11 @@ BADGE = re.compile(
 needs_lessons = pytest.mark.skipif(not LESSONS or not REFERENCE.is_file(), reason="no lesson notebooks yet")
 
 
-def install_cell() -> str:
-    """The reference install cell (second cell of notebook 00)."""
-    return nbformat.read(REFERENCE, as_version=4).cells[1].source
+def install_cell(lesson: str = "00") -> str:
+    """The reference install cell (second cell of notebook 00), as lesson `lesson` must carry it."""
+    source = nbformat.read(REFERENCE, as_version=4).cells[1].source
+    assert source.count('LESSON = "00"') == 1, 'the install cell must name its lesson once: LESSON = "00"'
+    return source.replace('LESSON = "00"', f'LESSON = "{lesson}"')
 
 
 def repo_slug(source: str) -> str:
@@ -50,15 +52,28 @@ HARNESS = textwrap.dedent(
     fake_colab, tlcourse_installed, fetch_rc = {fake_colab}, {tlcourse_installed}, {fetch_rc}
     calls = []
 
+    class FakeProcess:  # what Popen returns: output lines as they come, then the exit code
+        def __init__(self, cmd, env):
+            failed = fetch_rc and "tlcourse.assets" in cmd
+            self.stdout = iter(["fetch mnist5000: downloading https://files.example/mnist.whl ...\\n",
+                                "ok       mnist5000\\n"]
+                               + (["FAILED   uci_sentences: HTTP 404 for https://registry.example/s.tgz\\n"]
+                                  if failed else []))
+            self.rc, self.env = (fetch_rc if failed else 0), env
+
+        def wait(self):
+            return self.rc
+
     def record(name, result=None):
         def fn(cmd, *args, **kwargs):
             calls.append({{"via": name, "cmd": [str(c) for c in cmd] if isinstance(cmd, (list, tuple)) else cmd,
-                           "check": kwargs.get("check", False)}})
+                           "check": kwargs.get("check", False), "merged": kwargs.get("stderr") == subprocess.STDOUT,
+                           "tqdm": (kwargs.get("env") or {{}}).get("TQDM_DISABLE")}})
+            if name == "Popen":
+                return FakeProcess(cmd, kwargs.get("env"))
             if name != "run":
                 return 0
-            failed = fetch_rc and "tlcourse.assets" in cmd
-            err = "FAILED   uci_sentences: no npm here\\nfetch progress noise\\n" if failed else ""
-            return subprocess.CompletedProcess(cmd, fetch_rc if failed else 0, "ok       mnist5000\\n", err)
+            return subprocess.CompletedProcess(cmd, 0, "", "")
         return fn
 
     for name in ("run", "call", "check_call", "check_output", "Popen"):
@@ -99,7 +114,9 @@ def test_notebook_opens_with_a_badge_to_itself_then_the_install_cell(path):
     assert m["path"] == f"notebooks/{path.name}", f"{path.name}: the badge opens {m['path']}, not this notebook"
     assert m["slug"] == repo_slug(install_cell()), f"{path.name}: the badge points at {m['slug']}, not the install repo"
     assert cells[1].cell_type == "code"
-    assert cells[1].source == install_cell(), f"{path.name}: cell 2 must be notebook 00's install cell, copied verbatim"
+    assert cells[1].source == install_cell(path.name[:2]), (
+        f"{path.name}: cell 2 must be notebook 00's install cell, copied verbatim but for its LESSON number"
+    )
 
 
 @needs_lessons
@@ -120,22 +137,34 @@ def test_install_cell_is_a_noop_outside_colab(tmp_path):
 
 @needs_lessons
 def test_install_cell_in_colab_installs_tlcourse_then_fetches_assets(tmp_path):
-    source = install_cell()
+    source = install_cell("03")
     slug = repo_slug(source)
     stdout, calls, _ = run_cell(source, tmp_path, fake_colab=True, tlcourse_installed=False)
     python = sys.executable
-    assert [c["via"] for c in calls] == ["run", "run"], calls
+    assert [c["via"] for c in calls] == ["run", "Popen"], calls
     pip, fetch = calls[0]["cmd"], calls[1]["cmd"]
-    assert pip[:4] == [python, "-m", "pip", "install"] and pip[-1] == f"tlcourse @ git+https://github.com/{slug}"
+    assert pip[:4] == [python, "-m", "pip", "install"] and pip[-1] == f"tlcourse @ git+https://github.com/{slug}@main"
     assert calls[0]["check"] is True, "a failed install must stop the notebook: nothing after it can work"
-    assert fetch == [python, "-m", "tlcourse.assets", "fetch"]
-    assert "ok       mnist5000" in stdout
+    assert fetch == [python, "-m", "tlcourse.assets", "fetch", "--lesson", "03"], "only this lesson's assets"
+    assert calls[1]["merged"] and calls[1]["tqdm"] == "1", "progress lines (not bars) must reach the cell's output"
+    assert "downloading https://files.example/mnist.whl" in stdout and "ok       mnist5000" in stdout
+    assert "Some assets failed" not in stdout
     # already installed (the cell is run again in the same runtime): no reinstall, only the (idempotent) fetch
     _, calls, _ = run_cell(source, tmp_path, fake_colab=True, tlcourse_installed=True)
     assert [c["cmd"][1:3] for c in calls] == [["-m", "tlcourse.assets"]]
-    # an asset that cannot be fetched is reported in one line and does not stop "Run all"
+    # an asset that cannot be fetched is printed with its reason and what to do, and does not stop "Run all"
     stdout, calls, _ = run_cell(source, tmp_path, fake_colab=True, fetch_rc=1)
-    assert "FAILED   uci_sentences: no npm here" in stdout and "progress noise" not in stdout
+    assert (
+        "FAILED   uci_sentences: HTTP 404" in stdout and "Some assets failed" in stdout and "rerun this cell" in stdout
+    )
+
+
+def test_each_lessons_install_cell_fetches_assets_that_lesson_uses():
+    from tlcourse import assets
+
+    for path in LESSONS:
+        names = assets.lesson_assets([path.name[:2]])
+        assert names or path.name.startswith("00"), f"{path.name}: no asset lists it in used_in"
 
 
 def pyproject_urls() -> dict[str, str]:
@@ -160,7 +189,6 @@ def test_badges_install_cell_and_pyproject_name_the_same_repository():
 
 
 @needs_lessons
-@pytest.mark.xfail(strict=True, reason="notebooks pin @main in the next commit")
 def test_install_cell_installs_the_branch_the_badges_open(tmp_path):
     """A notebook opened from branch X must install tlcourse from branch X: the code it was written against."""
     branches = {BADGE_BRANCH.search(nbformat.read(p, as_version=4).cells[0].source)["branch"] for p in LESSONS}
@@ -207,10 +235,10 @@ def test_training_defaults_to_get_device_so_colab_trains_on_its_gpu(monkeypatch)
     """fit() takes its device from get_device() unless told otherwise; a tiny run shows it asked."""
     from torch.utils.data import DataLoader, TensorDataset
 
-    from tlcourse import train
+    from tlcourse import config, train
 
     asked = []
-    monkeypatch.setattr(train, "get_device", lambda *a: asked.append(a) or torch.device("cpu"))
+    monkeypatch.setattr(config, "get_device", lambda *a: asked.append(a) or torch.device("cpu"))
     model = torch.nn.Linear(3, 2)
     loader = DataLoader(TensorDataset(torch.randn(8, 3), torch.tensor([0, 1] * 4)), batch_size=4)
     train.fit(model, loader, epochs=1, progress=False)

@@ -226,11 +226,14 @@ def format_table(rows: list[dict[str, str]]) -> str:
 
 
 def lesson_assets(lessons: Iterable[str]) -> list[str]:
-    """Names of the assets used in any of `lessons` ("3", "03" or "03,04"), in manifest order."""
-    known = sorted({lesson for a in ASSETS.values() for lesson in a.used_in})
+    """Names of the assets used in any of `lessons` ("3", "03" or "03,04"), in manifest order.
+
+    A lesson that uses no asset gets none (nothing to fetch); what is not a lesson number is refused in one line.
+    """
     wanted = {w.strip().zfill(2) for item in lessons for w in item.split(",") if w.strip()}
-    if unknown := sorted(wanted - set(known)):
-        raise AssetError(f"unknown lesson {', '.join(map(repr, unknown))}; known lessons: {', '.join(known)}")
+    if bad := sorted(w for w in wanted if not (w.isdigit() and len(w) == 2)):
+        known = sorted({lesson for a in ASSETS.values() for lesson in a.used_in})
+        raise AssetError(f"not a lesson number: {', '.join(map(repr, bad))}; lessons with assets: {', '.join(known)}")
     return [a.name for a in ASSETS.values() if wanted & set(a.used_in)]
 
 
