@@ -19,7 +19,20 @@ from tiny_models import tiny_bert
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from tlcourse import config, dann, domains, features, finetune, forgetting, models, text_baselines, text_models, train
+from tlcourse import (
+    checkpoints,
+    config,
+    costs,
+    dann,
+    domains,
+    features,
+    forgetting,
+    lpft,
+    models,
+    text_baselines,
+    text_models,
+    train,
+)
 
 META = torch.device("meta")
 EITHER = {"returned", "read back"}  # no mismatch either way; whether it reads a value back does not matter here
@@ -110,8 +123,8 @@ def test_feature_extraction_runs_on_the_backbones_device():
 
 def test_loading_puts_models_on_get_device(meta_default, tmp_path):
     assert {p.device for p in features.load_backbone("lite0", pretrained=False).parameters()} == {META}
-    saved = finetune.save_model(lite0(), tmp_path / "m.safetensors")
-    assert {p.device for p in finetune.load_model(saved, num_classes=1000).parameters()} == {META}
+    saved = checkpoints.save_model(lite0(), tmp_path / "m.safetensors")
+    assert {p.device for p in checkpoints.load_model(saved, num_classes=1000).parameters()} == {META}
 
 
 def test_cached_features_extract_on_get_device(meta_default, tmp_path):
@@ -131,7 +144,7 @@ def test_probe_network_lives_with_its_backbone():
     rng = np.random.default_rng(0)
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=50)).fit(rng.normal(size=(20, dim)),
                                                                                  np.arange(20) % 10)  # fmt: skip
-    net = finetune.ProbeNetwork(lite0(pretrained=False).to(META), probe, ("block1", "block3"))
+    net = lpft.ProbeNetwork(lite0(pretrained=False).to(META), probe, ("block1", "block3"))
     assert {t.device for t in [*net.parameters(), *net.buffers()]} == {META}
 
 
@@ -146,9 +159,7 @@ def test_text_helpers_use_the_models_device():
     texts = ["a good film", "a bad film"]
     assert computes_on_model_device(lambda: text_models.predict_proba(model, tok, texts)) == "read back"
     assert computes_on_model_device(lambda: text_baselines.embed(texts, tok, model, progress=False)) == "read back"
-    assert (
-        computes_on_model_device(lambda: text_models.step_seconds(model, tok, texts, repeats=1, bf16=False)) in EITHER
-    )
+    assert computes_on_model_device(lambda: costs.step_seconds(model, tok, texts, repeats=1, bf16=False)) in EITHER
 
 
 def test_saved_text_models_load_on_get_device(meta_default, tmp_path):

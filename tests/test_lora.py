@@ -7,7 +7,8 @@ import torch
 from tiny_models import tiny_batch, tiny_bert, train_steps
 from torch import nn
 
-from tlcourse.lora import LoRALinear, add_lora, count_parameters, lora_state_dict, merge_lora
+from tlcourse.lora import LoRALinear, add_lora, lora_state_dict, merge_lora
+from tlcourse.train import count_parameters
 
 
 def test_lora_linear_starts_as_base_and_merges():

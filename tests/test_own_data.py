@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tlcourse import features, finetune, models, own_data, text_baselines, text_models
+from tlcourse import features, finetune, models, own_data, text_baselines, text_data, text_models
 
 
 def write_folder(root, classes=("cats", "dogs"), n=3, sizes=((40, 30), (20, 50), (33, 33))):
@@ -129,17 +129,17 @@ def test_as_splits_accepts_plain_forms_and_refuses_wrong_ones(capsys):
     from datasets import Dataset, DatasetDict
 
     plain = Dataset.from_dict({"text": [f"t{i}" for i in range(20)], "label": [i % 2 for i in range(20)]})
-    out = text_models.as_splits(plain)
+    out = text_data.as_splits(plain)
     assert set(out) == {"train", "validation"} and (len(out["train"]), len(out["validation"])) == (18, 2)
     assert out["train"].features["label"].names == ["0", "1"]
     said = capsys.readouterr().out
     assert "cast to classes" in said and "2 of the training examples (seed 0) are the validation set" in said
     with pytest.raises(ValueError, match="rename 'labels' to 'label'"):
-        text_models.as_splits(Dataset.from_dict({"text": ["a"], "labels": [0]}))
+        text_data.as_splits(Dataset.from_dict({"text": ["a"], "labels": [0]}))
     with pytest.raises(ValueError, match="'validation' split is empty"):
-        text_models.as_splits(DatasetDict({"train": plain, "validation": plain.select([])}))
+        text_data.as_splits(DatasetDict({"train": plain, "validation": plain.select([])}))
     with pytest.raises(TypeError, match="own_data.text_dataset"):
-        text_models.as_splits([("a", 0)])
+        text_data.as_splits([("a", 0)])
 
 
 def test_own_texts_through_baselines_fine_tune_and_label_checks(monkeypatch):

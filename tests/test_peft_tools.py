@@ -7,8 +7,9 @@ import pytest
 import torch
 from tiny_models import tiny_batch, tiny_bert, train_steps
 
-from tlcourse import peft_tools
-from tlcourse.lora import LoRALinear, count_parameters
+from tlcourse import costs, peft_tools
+from tlcourse.lora import LoRALinear
+from tlcourse.train import count_parameters
 
 
 def test_lora_config_for_sequence_classification():
@@ -129,11 +130,11 @@ def test_train_and_measure_with_a_tiny_model(tmp_path, monkeypatch):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_peak_memory_runs_in_a_fresh_process():
-    out = peft_tools.peak_memory("head", batch_size=2, seq_len=8, steps=1, bf16=False)
+    out = costs.peak_memory("head", batch_size=2, seq_len=8, steps=1, bf16=False)
     assert out["method"] == "head" and out["peak_mb"] >= out["loaded_mb"] > 50
     assert out["train_mb"] == out["peak_mb"] - out["loaded_mb"]
     with pytest.raises(ValueError, match="unknown method"):
-        peft_tools.peak_memory("prefix")
+        costs.peak_memory("prefix")
 
 
 def test_class_weights_and_weighted_loss():

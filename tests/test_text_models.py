@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from tlcourse import config, text_models
+from tlcourse import config, costs, text_models
 from tlcourse.text_data import rotten_tomatoes
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -162,12 +162,12 @@ def test_cache_path_is_under_data_dir_models():
 def test_step_seconds_leaves_model_untouched(tok_model):
     tok, model = tok_model
     before = model.classifier.weight.detach().clone()
-    s = text_models.step_seconds(model, tok, ["good", "bad film"], max_length=8, repeats=1, fixed_padding=True)
+    s = costs.step_seconds(model, tok, ["good", "bad film"], max_length=8, repeats=1, fixed_padding=True)
     assert 0 < s < 60 and torch.equal(model.classifier.weight, before)
     for p in model.parameters():
         p.requires_grad = False
     with pytest.raises(ValueError, match="no trainable parameters"):
-        text_models.step_seconds(model, tok, ["good"])
+        costs.step_seconds(model, tok, ["good"])
     for p in model.parameters():
         p.requires_grad = True
 

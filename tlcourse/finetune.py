@@ -5,17 +5,15 @@ learning rates (no hidden multipliers) and, for progressive unfreezing, the sche
 applies. Every recipe on a pretrained network keeps BatchNorm in eval mode (`pin_batchnorm`): with a few hundred small
 grey images, batch statistics of 32 images would overwrite the ImageNet running statistics the weights were trained with.
 `train_strategy` adds what every run shares: AdamW, a short linear warm-up then a cosine decay of every group's rate
-(`warmup_cosine`), label smoothing and light augmentation.
-LP-FT (`ProbeNetwork`, `lp_ft`, `train_lp_ft`) starts instead from lesson 01's fitted stacked probe as the network's head.
+(`warmup_cosine`: transformers' schedule), label smoothing and light augmentation.
+LP-FT starts instead from lesson 01's fitted probe (`tlcourse.lpft`); trained models are saved with `tlcourse.checkpoints`.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -23,8 +21,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from tlcourse import config, features, models
-from tlcourse.files import atomic_file
-from tlcourse.train import evaluate, fit, predict
+from tlcourse.train import count_parameters, evaluate, fit, predict
 
 # peak learning rates used by the lesson's recipes, written out in full (AdamW)
 HEAD_LR = 3e-3  # the fresh, randomly initialised linear classifier
@@ -44,7 +41,6 @@ DISCRIMINATIVE_LRS = {  # ×0.7 per stage from the head down: generic edges/text
     "head": 1.0e-3,
     "classifier": 3e-3,  # the fresh classifier, at HEAD_LR
 }
-LP_FT_HEAD_LR = 1e-4  # LP-FT: the probe's linear layer starts trained, so it moves slowly (1/30 of HEAD_LR)
 PROGRESSIVE_SCHEDULE = {  # epoch -> stages unfrozen at the start of that epoch (the classifier trains from epoch 0)
     0: ["classifier"],
     1: ["head", "block6", "block5", "block4"],
@@ -137,11 +133,6 @@ def unfreeze_stages(model: nn.Module, names: list[str]) -> None:
         unfreeze(part)
 
 
-def count_params(model: nn.Module, trainable_only: bool = True) -> int:
-    """Number of (trainable) parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
-
-
 @dataclass
 class Recipe:
     """A fine-tuning strategy: optimizer parameter groups (each with a real `lr`) and an optional per-epoch hook."""
@@ -211,7 +202,9 @@ class ProgressiveUnfreezing:
         names = self.schedule.get(epoch + 1, [])
         if names:
             unfreeze_stages(model, names)
-            self.log.append(f"after epoch {epoch + 1}: unfroze {', '.join(names)} ({count_params(model):,} trainable)")
+            self.log.append(
+                f"after epoch {epoch + 1}: unfroze {', '.join(names)} ({count_parameters(model)[0]:,} trainable)"
+            )
 
 
 def progressive(model: nn.Module, lrs: dict[str, float] | None = None,
@@ -234,16 +227,12 @@ RECIPES = {"head only": head_only, "full": full, "discriminative LRs": discrimin
 
 def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int,
                   warmup: float = WARMUP) -> torch.optim.lr_scheduler.LambdaLR:  # fmt: skip
-    """Per-step schedule that scales every group's rate by the same factor: linear 0 -> 1 over the first `warmup`
-    fraction of `total_steps`, then a cosine back down to 0 at the last step. Step it once per batch (fit does)."""
-    warm = max(1, round(warmup * total_steps))
+    """The recipe's schedule: transformers' `get_cosine_schedule_with_warmup`, with the linear warm-up over the first
+    `warmup` fraction of `total_steps`, then a cosine down to 0 at the last step. Every group's rate gets the same
+    factor (their ratios are kept). Step it once per batch (fit does)."""
+    from transformers import get_cosine_schedule_with_warmup
 
-    def factor(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total_steps - warm))))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return get_cosine_schedule_with_warmup(optimizer, max(1, round(warmup * total_steps)), total_steps)
 
 
 def _shift_flip(x: torch.Tensor, gen: torch.Generator, pad: int = 2) -> torch.Tensor:
@@ -380,98 +369,3 @@ def _train(model: nn.Module, recipe: Recipe, train_data, val_data, size, epochs,
         history["test_pred"] = logits.argmax(1).numpy()  # [N_test] for paired comparisons on the same test images
         history["test_acc"] = float((logits.argmax(1) == labels).float().mean())
     return history
-
-
-class ProbeNetwork(nn.Module):
-    """Lesson 01's stacked probe as one trainable network, for LP-FT (linear probe, then fine-tune; Kumar et al. 2022).
-
-    The backbone runs up to the deepest probed stage; each probed stage is global-average-pooled by
-    `features.pooled_stages` (with gradients), the vectors are concatenated, scaled by the probe's fitted
-    StandardScaler (a fixed `features.Standardize`) and fed to a linear layer holding the fitted logistic regression's
-    coefficients and intercepts. Before any training its logits equal the probe's `decision_function`.
-    """
-
-    def __init__(self, backbone: nn.Module, probe, stages: tuple[str, ...] = ("block3", "block4", "block5")):
-        super().__init__()
-        names = features.stage_names(backbone)
-        if not stages or any(s not in names[1:-1] for s in stages):
-            raise ValueError(f"probe stages must be blocks, from {names[1:-1]}; got {list(stages)}")
-        scaler, logreg = probe[0], probe[-1]  # features.logistic_probe: StandardScaler, LogisticRegression
-        self.backbone, self.stages = backbone, list(stages)
-        self.depth = max(names.index(s) for s in stages)  # stages after this one are never run
-        self.standardize = features.Standardize(torch.as_tensor(scaler.mean_, dtype=torch.float32),
-                                                torch.as_tensor(scaler.scale_, dtype=torch.float32))  # fmt: skip
-        self.linear = nn.Linear(logreg.coef_.shape[1], logreg.coef_.shape[0])
-        with torch.no_grad():
-            self.linear.weight.copy_(torch.as_tensor(logreg.coef_))  # [classes, D]
-            self.linear.bias.copy_(torch.as_tensor(logreg.intercept_))  # [classes]
-        self.to(next(backbone.parameters()).device)  # the probe's parts join the backbone's device
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pooled = features.pooled_stages(self.backbone, x, self.stages, grad=True)  # {stage: [B,C_s]}
-        z = torch.cat([pooled[s] for s in self.stages], dim=1)  # [B,D] the probe's features
-        return self.linear(self.standardize(z))  # [B,classes]
-
-
-def lp_ft(net: ProbeNetwork, lrs: dict[str, float] | None = None, head_lr: float = LP_FT_HEAD_LR) -> Recipe:
-    """LP-FT: every stage under the probe at its discriminative rate, the probe's trained linear layer at `head_lr`.
-
-    Stages above the deepest probed one are never run, so they stay frozen and out of the optimizer.
-    """
-    lrs = dict(DISCRIMINATIVE_LRS if lrs is None else lrs)
-    names = list(stages(net.backbone))
-    used = names[: net.depth + 1]  # stem .. deepest probed stage
-    freeze_stages(net.backbone, names)
-    unfreeze_stages(net.backbone, used)
-    pin_batchnorm(net)
-    groups = [{"name": n, "params": stage_params(net.backbone, n), "lr": lrs[n]} for n in used]
-    return Recipe("LP-FT (lesson-01 probe)", [*groups, {"name": "probe", "params": list(net.linear.parameters()),
-                                                         "lr": head_lr}])  # fmt: skip
-
-
-def train_lp_ft(probe, train_data: tuple[np.ndarray, np.ndarray], val_data: tuple[np.ndarray, np.ndarray] | None, *,
-                stages: tuple[str, ...] = ("block3", "block4", "block5"), size: int = 64, epochs: int = 5,
-                batch_size: int = 32, augment: bool = True, warmup: float = WARMUP,
-                label_smoothing: float = LABEL_SMOOTHING, seed: int = 0, max_steps_per_epoch: int | None = None,
-                test_data: tuple[np.ndarray, np.ndarray] | None = None, bn: str | None = None,
-                progress: bool = True) -> tuple[ProbeNetwork, dict, Recipe]:  # fmt: skip
-    """LP-FT from a fitted lesson-01 probe on `stages` (features.logistic_probe): ImageNet Lite0 + the probe as
-    `ProbeNetwork`, recipe `lp_ft`, then the same training as `train_strategy`; (network, history, recipe)."""
-    torch.manual_seed(seed)
-    net = ProbeNetwork(models.load_efficientnet("lite0", num_classes=10), probe, stages)
-    recipe = lp_ft(net)
-    set_batchnorm(net, bn, train_data[0], size)
-    history = _train(net, recipe, train_data, val_data, size, epochs, batch_size, augment, warmup, label_smoothing,
-                     seed, max_steps_per_epoch, test_data, progress)  # fmt: skip
-    return net.eval(), history, recipe
-
-
-def save_model(model: nn.Module, path: str | Path) -> Path:
-    """Save a model's state dict as safetensors, atomically (temp file + rename)."""
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    with atomic_file(path) as tmp:
-        save_file(state, tmp)
-    return path
-
-
-def load_model(path: str | Path, num_classes: int = 10, variant: str = "lite0",
-               device: torch.device | str | None = None) -> nn.Module:  # fmt: skip
-    """A fresh EfficientNet-Lite with the weights of a `save_model` file (strict; eval mode), on `device` (default
-    `config.get_device()`). A damaged or foreign file is answered in one line with what to do."""
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no saved model at {path}; run the cell that calls finetune.save_model first")
-    model = models.load_efficientnet(variant, pretrained=False, num_classes=num_classes)
-    try:
-        model.load_state_dict(load_file(str(path)), strict=True)
-    except Exception as e:  # a bad safetensors header, or weights of another model/number of classes
-        first = " ".join(str(e).split())[:200]
-        raise RuntimeError(f"the saved model at {path} does not load into EfficientNet-{variant} with {num_classes} "
-                           f"classes ({type(e).__name__}: {first}); if it is damaged, delete it and run the cell that "
-                           "calls finetune.save_model again") from e  # fmt: skip
-    return model.eval().to(config.get_device() if device is None else torch.device(device))

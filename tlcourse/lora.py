@@ -98,13 +98,6 @@ def merge_lora(model: nn.Module) -> nn.Module:
     return model
 
 
-def count_parameters(model: nn.Module) -> tuple[int, int]:
-    """(trainable, total) parameter counts; tensors shared between modules are counted once."""
-    seen: dict[int, nn.Parameter] = {id(p): p for p in model.parameters()}
-    total = sum(p.numel() for p in seen.values())
-    return sum(p.numel() for p in seen.values() if p.requires_grad), total
-
-
 def lora_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     """Only the trainable tensors (LoRA A/B and the unfrozen head): all a task needs on top of the shared base."""
     return {n: p.detach().cpu().contiguous() for n, p in model.named_parameters() if p.requires_grad}

@@ -2,22 +2,16 @@
 
     tok, model = build("peft", r=8)          # MiniLM + peft LoRA on query/value, classifier head trained and saved
     size = checkpoint_bytes(model, "peft", folder)
-    mem = peak_memory("peft", r=8)           # a fresh process: peak RSS of a few training steps
     model, row = train_and_measure("peft", 8, tok, train, val, test, rec, folder)   # row["test_prob"]: [N,2]
     model, row = fit(model, "peft", tok, train, val, test, rec, folder,
                      weights=class_weights(train["label"]), select="balanced_accuracy")   # skewed classes
 
-Peak memory on a CPU: Python's tracemalloc does not see torch's allocations, and torch keeps no CPU peak counter,
-so `peak_memory` runs a few training steps in a fresh Python process and reads the kernel's resident-set
-high-water mark (VmHWM) before and after them.
+Peak memory and step time per method: `tlcourse.costs`.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -26,6 +20,7 @@ from torch import nn
 
 from tlcourse import lora
 from tlcourse.files import atomic_folder
+from tlcourse.train import count_parameters
 
 METHODS = ("head", "full", "hand", "peft")  # head only, full fine-tuning, hand-written LoRA, peft LoRA
 TARGETS = ("query", "value")  # the original LoRA paper's choice for attention
@@ -213,7 +208,7 @@ def fit(model: nn.Module, method: str, tok, train, val, test, rec, folder: str |
     test_prob = torch.from_numpy(np.asarray(out.predictions)).float().softmax(-1).numpy()  # [N,2]
     shutil.rmtree(trainer.args.output_dir, ignore_errors=True)  # the Trainer's temp checkpoints
     history = [h[f"eval_{select}"] for h in trainer.state.log_history if f"eval_{select}" in h]
-    trainable, _ = lora.count_parameters(model)
+    trainable, _ = count_parameters(model)
     row = {"method": method, "r": None, "trainable": trainable, "base": base_parameters(model),
            "test_acc": float(out.metrics["test_accuracy"]), "test_prob": test_prob, "val_history": history,
            "best_epoch": int(np.argmax(history)) + 1 if history else None,
@@ -236,70 +231,3 @@ def train_and_measure(method: str, r: int, tok, train, val, test, rec, folder: s
     model, row = fit(model, method, tok, train, val, test, rec, folder, progress=progress)
     row.update(r=r if method in ("hand", "peft") else 0, seed=rec.seed)
     return model, row
-
-
-def _status_kb(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def _measure(method: str, r: int, batch_size: int, seq_len: int, steps: int, bf16: bool) -> dict:
-    """Inside the fresh process: build the model, reset the RSS high-water mark, run `steps` AdamW steps."""
-    torch.manual_seed(0)
-    _, model = build(method, r)
-    model.train()
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    ids = torch.randint(1000, 20000, (batch_size, seq_len))  # [B,T] synthetic tokens: same shape for every method
-    labels = torch.randint(0, 2, (batch_size,))  # [B]
-    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS (Linux)
-    before = _status_kb("VmRSS")
-    start = time.perf_counter()
-    for _ in range(steps):
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = model(input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    return {"method": method, "r": r, "loaded_mb": before / 1024, "peak_mb": _status_kb("VmHWM") / 1024,
-            "seconds_per_step": (time.perf_counter() - start) / steps}  # fmt: skip
-
-
-def peak_memory(method: str, r: int = 8, batch_size: int = 16, seq_len: int = 64, steps: int = 3,
-                bf16: bool | None = None) -> dict:  # fmt: skip
-    """Peak resident memory (MB) of `steps` training steps in a fresh Python process (Linux only).
-
-    bf16: autocast the steps to bfloat16 (True), plain float32 (False), or what config.precision("cpu") picks (None).
-
-    Returns {"loaded_mb": RSS with the model built, "peak_mb": highest RSS during training, "train_mb": the
-    difference, i.e. gradients + optimizer state + activations, ...}. Batches are synthetic [batch_size, seq_len].
-    """
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {list(METHODS)}")
-    if not Path("/proc/self/clear_refs").exists():
-        raise RuntimeError(
-            "peak_memory reads /proc (Linux); on this system use a GPU's torch.cuda.max_memory_allocated"
-        )
-    if bf16 is None:
-        from tlcourse.config import precision
-
-        bf16 = precision("cpu").dtype is torch.bfloat16
-    cmd = [sys.executable, "-m", "tlcourse.peft_tools", method, str(r), str(batch_size), str(seq_len), str(steps),
-           str(int(bf16))]  # fmt: skip
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if out.returncode != 0:
-        raise RuntimeError(f"the memory probe failed: {out.stderr.strip().splitlines()[-1:]}")
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    result["train_mb"] = result["peak_mb"] - result["loaded_mb"]
-    return result
-
-
-if __name__ == "__main__":  # the fresh process behind peak_memory()
-    import os
-    import warnings
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    warnings.filterwarnings("ignore")
-    m, rank, b, t, s, bf = sys.argv[1:7]
-    print(json.dumps(_measure(m, int(rank), int(b), int(t), int(s), bool(int(bf)))))

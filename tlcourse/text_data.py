@@ -76,3 +76,38 @@ def uci_sentences(source: str):
     return _to_dataset(
         pd.DataFrame({"text": [r["text"].strip() for r in rows], "label": [int(r["class"]) for r in rows]})
     )
+
+
+def as_splits(data, seed: int = 0, val_fraction: float = 0.1):
+    """A DatasetDict with train and validation splits, `text` and a ClassLabel `label`, from what a learner has.
+
+    Accepts a DatasetDict or a plain Dataset (e.g. `Dataset.from_dict` or `own_data.text_dataset`); a label column of
+    plain ints or strings is cast to ClassLabel, and without a validation split a seeded, stratified `val_fraction` of
+    train is carved off (both said in one printed line). Anything else is answered in one line naming what was expected.
+    """
+    from datasets import ClassLabel, Dataset, DatasetDict
+
+    if isinstance(data, Dataset):
+        data = DatasetDict({"train": data})
+    if not isinstance(data, DatasetDict):
+        raise TypeError(f"expected a datasets Dataset or DatasetDict, got {type(data).__name__}; "
+                        "for a CSV, DataFrame or list of (text, label) use tlcourse.own_data.text_dataset")  # fmt: skip
+    if "train" not in data:
+        raise ValueError(f"no 'train' split; the splits are {list(data)}")
+    cols = data["train"].column_names
+    if "text" not in cols or "label" not in cols:
+        raise ValueError(f"expected columns 'text' and 'label', got {cols}"
+                         + ("; rename 'labels' to 'label'" if "labels" in cols else ""))  # fmt: skip
+    for name, split in data.items():
+        if len(split) == 0:
+            raise ValueError(f"the {name!r} split is empty")
+    if not isinstance(data["train"].features["label"], ClassLabel):
+        data = data.class_encode_column("label")
+        print(f"label column cast to classes {data['train'].features['label'].names}")
+    if "validation" not in data:
+        parts = data["train"].train_test_split(test_size=val_fraction, seed=seed, stratify_by_column="label")
+        data = DatasetDict({**data, "train": parts["train"], "validation": parts["test"]})
+        print(
+            f"no validation split: {len(parts['test'])} of the training examples (seed {seed}) are the validation set"
+        )
+    return data

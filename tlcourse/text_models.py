@@ -26,7 +26,7 @@ import torch
 from tlcourse import config
 from tlcourse.data import texts_list
 from tlcourse.files import atomic_folder
-from tlcourse.text_data import LABELS
+from tlcourse.text_data import LABELS, as_splits
 
 
 @dataclass(frozen=True)
@@ -182,45 +182,10 @@ def make_trainer(model, tokenizer, train, eval_data, rec: Recipe | None = None, 
     return trainer
 
 
-def as_splits(data, seed: int = 0, val_fraction: float = 0.1):
-    """A DatasetDict with train and validation splits, `text` and a ClassLabel `label`, from what a learner has.
-
-    Accepts a DatasetDict or a plain Dataset (e.g. `Dataset.from_dict` or `own_data.text_dataset`); a label column of
-    plain ints or strings is cast to ClassLabel, and without a validation split a seeded, stratified `val_fraction` of
-    train is carved off (both said in one printed line). Anything else is answered in one line naming what was expected.
-    """
-    from datasets import ClassLabel, Dataset, DatasetDict
-
-    if isinstance(data, Dataset):
-        data = DatasetDict({"train": data})
-    if not isinstance(data, DatasetDict):
-        raise TypeError(f"expected a datasets Dataset or DatasetDict, got {type(data).__name__}; "
-                        "for a CSV, DataFrame or list of (text, label) use tlcourse.own_data.text_dataset")  # fmt: skip
-    if "train" not in data:
-        raise ValueError(f"no 'train' split; the splits are {list(data)}")
-    cols = data["train"].column_names
-    if "text" not in cols or "label" not in cols:
-        raise ValueError(f"expected columns 'text' and 'label', got {cols}"
-                         + ("; rename 'labels' to 'label'" if "labels" in cols else ""))  # fmt: skip
-    for name, split in data.items():
-        if len(split) == 0:
-            raise ValueError(f"the {name!r} split is empty")
-    if not isinstance(data["train"].features["label"], ClassLabel):
-        data = data.class_encode_column("label")
-        print(f"label column cast to classes {data['train'].features['label'].names}")
-    if "validation" not in data:
-        parts = data["train"].train_test_split(test_size=val_fraction, seed=seed, stratify_by_column="label")
-        data = DatasetDict({**data, "train": parts["train"], "validation": parts["test"]})
-        print(
-            f"no validation split: {len(parts['test'])} of the training examples (seed {seed}) are the validation set"
-        )
-    return data
-
-
 def fine_tune(data, rec: Recipe | None = None, progress: bool = True):
     """Fine-tune a fresh classifier on data["train"] (validation = data["validation"]); return (tokenizer, trainer).
 
-    `data` may be a plain Dataset or have no validation split: see `as_splits`. The trainer holds the best model
+    `data` may be a plain Dataset or have no validation split: see `text_data.as_splits`. The trainer holds the best model
     (`trainer.model`), its log history and the train time (`trainer.state.log_history`, `trainer.train_seconds`).
     Checkpoints live in a temp folder deleted afterwards.
     """
@@ -342,41 +307,6 @@ def cache_key(rec: Recipe, dataset: str = "rotten_tomatoes") -> str:
 def cache_path(rec: Recipe | None = None) -> Path:
     """Where `sentiment_model(rec)` keeps its fine-tuned model: data_dir()/models/<cache_key>."""
     return config.data_dir() / "models" / cache_key(rec or recipe())
-
-
-def step_seconds(model, tokenizer, texts: list[str], max_length: int = 64, bf16: bool | None = None,
-                 repeats: int = 3, fixed_padding: bool = False) -> float:  # fmt: skip
-    """Median seconds of one training step (forward, backward, AdamW update) on one batch of `texts`.
-
-    Runs on a copy of the model, so the model itself is untouched; the first (warm-up) step is not counted.
-    bf16: autocast to bfloat16 (True), plain float32 (False) or what config.precision() picks for the model's device
-    (None). fixed_padding=True pads every text to max_length (what you pay without dynamic padding).
-    """
-    import copy
-    import time
-
-    work = copy.deepcopy(model).train()
-    params = [p for p in work.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError("the model has no trainable parameters: nothing to time")
-    opt = torch.optim.AdamW(params, lr=1e-5)
-    padding = "max_length" if fixed_padding else True
-    device = next(work.parameters()).device
-    enc = tokenizer(list(texts), truncation=True, max_length=max_length, padding=padding, return_tensors="pt").to(
-        device
-    )
-    labels = torch.zeros(len(texts), dtype=torch.long, device=device)  # [B]
-    dtype = config.precision(device).dtype if bf16 is None else (torch.bfloat16 if bf16 else None)
-    times = []
-    for _ in range(repeats + 1):
-        start = time.perf_counter()
-        with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
-            loss = work(**enc, labels=labels).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times[1:]))
 
 
 def sentiment_model(rec: Recipe | None = None, retrain: bool = False, progress: bool = True):

@@ -21,6 +21,13 @@ def _to(batch, device: torch.device):
     return [t.to(device) if torch.is_tensor(t) else t for t in batch]
 
 
+def count_parameters(model: nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameter counts; tensors shared between modules are counted once."""
+    seen: dict[int, nn.Parameter] = {id(p): p for p in model.parameters()}
+    total = sum(p.numel() for p in seen.values())
+    return sum(p.numel() for p in seen.values() if p.requires_grad), total
+
+
 def _model_device(model: nn.Module) -> torch.device:
     """The device a model's parameters live on (cpu for a model without parameters)."""
     return next(model.parameters(), torch.empty(0)).device
