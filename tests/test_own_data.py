@@ -188,3 +188,4 @@ def test_readme_own_data_snippet_runs(tmp_path, monkeypatch):
     assert space["feats"].shape == (4, 192) and space["names"] == ["cats", "dogs"]
     assert space["model"].classifier.out_features == 2 and len(space["history"]["train_loss"]) == 3
     assert set(space["data"]) == {"train", "validation", "test"} and space["trainer"].model.config.num_labels == 2
+    assert space["trainer"].model.config.id2label == {0: "bad", 1: "good"}  # the CSV's names, not negative/positive

@@ -193,7 +193,7 @@ def fine_tune(data, rec: Recipe | None = None, progress: bool = True):
     data = as_splits(data, rec.seed)
     classes = data["train"].features["label"]
     tok, model = new_classifier(rec, num_labels=classes.num_classes)
-    if classes.names != [str(i) for i in range(classes.num_classes)] and classes.num_classes != len(LABELS):
+    if classes.names != [str(i) for i in range(classes.num_classes)]:
         model.config.id2label = dict(enumerate(classes.names))  # the data's own class names in predictions
         model.config.label2id = {n: i for i, n in enumerate(classes.names)}
     train = tokenize(_subset(data["train"], rec.train_size, rec.seed), tok, rec.max_length)
