@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from tlcourse import checkpoints, finetune, forgetting, lpft, train
+from tlcourse import batchnorm, checkpoints, finetune, forgetting, lpft, train
 from tlcourse.config import seed_everything
 
 
@@ -108,9 +108,9 @@ def test_pinned_batchnorm_keeps_running_statistics():
     finetune.scratch(model)  # unpins: a random network learns its statistics from the batches
     model(torch.randn(4, 3, 8, 8))
     assert model.bn1.training and not torch.equal(before["bn1.running_mean"], model.bn1.running_mean)
-    finetune.pin_batchnorm(model)
-    finetune.pin_batchnorm(model)  # twice is the same as once
-    finetune.pin_batchnorm(model, False)
+    batchnorm.pin_batchnorm(model)
+    batchnorm.pin_batchnorm(model)  # twice is the same as once
+    batchnorm.pin_batchnorm(model, False)
     assert model.bn1.training and not hasattr(model, "_tl_bn_pin")
 
 
@@ -372,16 +372,16 @@ def test_batchnorm_modes():
     x = np.random.default_rng(0).integers(0, 256, (24, 28, 28), dtype=np.uint8)
     model = models_lite()
     finetune.full(model)  # pins BatchNorm
-    finetune.set_batchnorm(model, None)  # None: the recipe's choice stays
+    batchnorm.set_batchnorm(model, None)  # None: the recipe's choice stays
     model.train()
     model(torch.zeros(2, 3, 32, 32))
     assert not model.bn1.training
-    finetune.set_batchnorm(model, "train")
+    batchnorm.set_batchnorm(model, "train")
     model.train()
     model(torch.zeros(2, 3, 32, 32))
     assert model.bn1.training  # batch statistics while training
     stored = model.blocks[3][0].bn1.running_mean.clone()
-    finetune.set_batchnorm(model, "target", x, size=32)
+    batchnorm.set_batchnorm(model, "target", x, size=32)
     assert not torch.equal(model.blocks[3][0].bn1.running_mean, stored)  # re-estimated on the images
     model.train()
     model(torch.zeros(2, 3, 32, 32))
@@ -389,12 +389,12 @@ def test_batchnorm_modes():
     frozen = models_lite()
     finetune.head_only(frozen)  # every stage frozen: its BatchNorm keeps ImageNet statistics in every mode
     before = frozen.bn1.running_mean.clone()
-    finetune.set_batchnorm(frozen, "target", x, size=32)
+    batchnorm.set_batchnorm(frozen, "target", x, size=32)
     assert torch.equal(frozen.bn1.running_mean, before)
     with pytest.raises(ValueError, match="unknown BatchNorm mode"):
-        finetune.set_batchnorm(model, "frozen")
+        batchnorm.set_batchnorm(model, "frozen")
     with pytest.raises(ValueError, match="needs the training images"):
-        finetune.set_batchnorm(model, "target")
+        batchnorm.set_batchnorm(model, "target")
 
 
 def models_lite():

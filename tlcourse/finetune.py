@@ -21,6 +21,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from tlcourse import config, features, models
+from tlcourse.batchnorm import pin_batchnorm, pin_layer, set_batchnorm, unpin_layer
 from tlcourse.train import count_parameters, evaluate, fit, predict
 
 # peak learning rates used by the lesson's recipes, written out in full (AdamW)
@@ -67,38 +68,14 @@ def stage_params(model: nn.Module, name: str) -> list[nn.Parameter]:
     return [p for m in parts[name] for p in m.parameters()]
 
 
-def _pin_eval(module: nn.Module, _inputs) -> None:
-    module.eval()  # a frozen BatchNorm keeps normalising with its ImageNet running statistics
-
-
-def _all_batchnorm_eval(model: nn.Module, _inputs) -> None:
-    for m in model.modules():
-        if isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.eval()
-
-
-def pin_batchnorm(model: nn.Module, pinned: bool = True) -> None:
-    """Keep every BatchNorm layer of `model` in eval mode (pinned=True), even when fit() calls model.train().
-
-    The layers then normalise with their ImageNet running statistics and never update them; their scale and shift
-    still train if they require gradients. pinned=False undoes it (a randomly initialised network needs batch statistics).
-    """
-    if pinned and not hasattr(model, "_tl_bn_pin"):
-        model._tl_bn_pin = model.register_forward_pre_hook(_all_batchnorm_eval)
-    elif not pinned and hasattr(model, "_tl_bn_pin"):
-        model._tl_bn_pin.remove()
-        del model._tl_bn_pin
-        model.train(model.training)  # BatchNorm layers follow the model's mode again
-
-
 def freeze(modules: list[nn.Module]) -> None:
     """Freeze modules: no gradients, and their BatchNorm layers stay in eval mode even when fit() calls model.train()."""
     for module in modules:
         for p in module.parameters():
             p.requires_grad_(False)
         for m in module.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm) and not hasattr(m, "_tl_pin"):
-                m._tl_pin = m.register_forward_pre_hook(_pin_eval)
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                pin_layer(m)
 
 
 def unfreeze(modules: list[nn.Module]) -> None:
@@ -107,10 +84,7 @@ def unfreeze(modules: list[nn.Module]) -> None:
         for p in module.parameters():
             p.requires_grad_(True)
         for m in module.modules():
-            if hasattr(m, "_tl_pin"):
-                m._tl_pin.remove()
-                del m._tl_pin
-                m.train(module.training)
+            unpin_layer(m, module.training)
 
 
 def _named_stages(model: nn.Module, names: list[str]) -> list[nn.Module]:
@@ -312,36 +286,6 @@ def train_strategy(name: str, train_data: tuple[np.ndarray, np.ndarray], val_dat
     history = _train(model, recipe, train_data, val_data, size, epochs, batch_size, augment, warmup, label_smoothing,
                      seed, max_steps_per_epoch, test_data, progress)  # fmt: skip
     return model.eval(), history, recipe
-
-
-BN_MODES = {
-    "pinned": "ImageNet running statistics, never updated (eval mode throughout)",
-    "train": "batch statistics while training, running statistics updated (PyTorch's default; fastai's train_bn)",
-    "target": "statistics re-estimated on the training images once before training, then pinned (AdaBN)",
-}
-
-
-def set_batchnorm(model: nn.Module, mode: str | None, images: np.ndarray | None = None, size: int = 64) -> None:
-    """What the BatchNorm layers of trainable stages do while training: one of BN_MODES, or None (leave the recipe's).
-
-    "target" needs the training `images` (uint8 [N,H,W]). Stages a recipe froze keep their statistics in every mode.
-    """
-    if mode is None:
-        return
-    if mode not in BN_MODES:
-        raise ValueError(f"unknown BatchNorm mode {mode!r}; choose from {list(BN_MODES)} (or None for the recipe's)")
-    pin_batchnorm(model, False)
-    if mode == "train":
-        return
-    if mode == "target":
-        if images is None:
-            raise ValueError('bn="target" needs the training images to estimate the statistics on')
-        free = [
-            m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and not hasattr(m, "_tl_pin")
-        ]
-        if free:
-            features.reestimate_batchnorm(model, np.asarray(images), size, layers=free)  # frozen stages keep theirs
-    pin_batchnorm(model)
 
 
 def _train(model: nn.Module, recipe: Recipe, train_data, val_data, size, epochs, batch_size, augment, warmup,

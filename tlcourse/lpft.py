@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from tlcourse import features, models
+from tlcourse.batchnorm import pin_batchnorm, set_batchnorm
 from tlcourse.finetune import (
     DISCRIMINATIVE_LRS,
     LABEL_SMOOTHING,
@@ -20,8 +21,6 @@ from tlcourse.finetune import (
     Recipe,
     _train,
     freeze_stages,
-    pin_batchnorm,
-    set_batchnorm,  # fmt: skip
     stage_params,
     stages,
     unfreeze_stages,
