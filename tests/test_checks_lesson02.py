@@ -24,7 +24,7 @@ def test_decay_check_catches_each_wrong_answer():
         "ratio to the power": (lambda n, lo, hi, r: r ** (n.index(hi) - n.index(lo)), "solve decay ** k = ratio"),
         "off by one": (lambda n, lo, hi, r: r ** (1 / (n.index(hi) - n.index(lo) + 1)), "expected"),
         "the ratio itself": (lambda n, lo, hi, r: r, "expected"),
-        "text": (lambda n, lo, hi, r: "0.7", "expected a number"),
+        "text": (lambda n, lo, hi, r: "0.7", "should be a float or int, got str"),
         "crash": (lambda n, lo, hi, r: n.index("nope"), "ValueError"),
     }
     for name, (fn, text) in cases.items():

@@ -1,5 +1,6 @@
 """Lesson-05 exercise checks: right answers pass; wrong answers, wrong types and stubs get a verdict, never a traceback."""
 
+import numpy as np
 import pytest
 from torch import nn
 
@@ -133,3 +134,16 @@ def test_student_stubs_of_lesson_05_say_not_done_yet(capsys):
         assert check(names[name]) is False
         out = capsys.readouterr().out
         assert out.startswith("⏳") and "Traceback" not in out, (name, out)
+
+
+def test_modules_instead_of_names_and_numpy_ints_get_a_plain_answer(capsys):
+    """A list of nn.Linear modules (not names) gets a hint, not a crash inside the check; np.int64 is an int."""
+    modules = lambda m: [x for n, x in m.named_modules() if isinstance(x, nn.Linear) and ".attention." in n]  # noqa: E731
+    assert lesson05.check_attention_targets(modules) is False
+    out = capsys.readouterr().out
+    assert out.startswith("❌") and "modules, not their names" in out and "TypeError" not in out
+    assert lesson05.check_largest_rank(lambda shapes, budget: np.int64(largest_rank(shapes, budget))) is True
+    capsys.readouterr()
+    assert lesson05.check_largest_rank(lambda shapes, budget: True) is False  # a bool is not a rank
+    out = capsys.readouterr().out
+    assert "should be an int, got bool" in out and "floating" not in out and "integer" not in out

@@ -18,6 +18,8 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 PASS, TODO, FAIL = "✅", "⏳", "❌"
 NBGRADER_ENV = "NBGRADER_EXECUTION"  # set by nbgrader in the kernels it runs to autograde or validate
 
@@ -44,10 +46,20 @@ def expect(condition: bool, message: str, hint: str = "") -> None:
         raise CheckFailed(message, hint)
 
 
+_WIDER = {int: (int, np.integer), float: (float, np.floating)}  # numpy's scalars count as Python's
+_PLAIN = {np.integer: "int", np.floating: "float", np.bool_: "bool", np.ndarray: "NumPy array"}
+
+
 def expect_type(value: Any, types: type | tuple[type, ...], what: str) -> None:
-    """Fail with a clear message unless `value` is an instance of `types`."""
-    if not isinstance(value, types):
-        names = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
+    """Fail with a clear message unless `value` is an instance of `types`.
+
+    numpy scalars pass for int and float (np.int64 is an int here); a bool never passes for a number.
+    """
+    types = types if isinstance(types, tuple) else (types,)
+    accepted = tuple(t for base in types for t in _WIDER.get(base, (base,)))
+    is_bool = isinstance(value, bool | np.bool_) and not any(t in (bool, np.bool_) for t in types)
+    if is_bool or not isinstance(value, accepted):
+        names = " or ".join(dict.fromkeys(_PLAIN.get(t, t.__name__) for t in types))
         article = "an" if names[0] in "aeiou" else "a"
         raise CheckFailed(
             f"{what} should be {article} {names}, got {type(value).__name__}", hint=f"return {article} {names}"

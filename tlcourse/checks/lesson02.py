@@ -27,8 +27,7 @@ def check_layerwise_lrs(fn: Callable) -> bool:
         toys = [(list("abcde"), "a", "e", 1 / 16), (list("abcdef"), "b", "e", 0.125), (list("abcd"), "c", "d", 0.3)]
         for names, low, high, ratio in toys:
             got = call(fn, list(names), low, high, ratio)
-            expect(isinstance(got, (int, float)) and not isinstance(got, bool),
-                   f"largest_decay returned {type(got).__name__}, expected a number", "return a float")  # fmt: skip
+            expect_type(got, (float, int), "largest_decay(...)")
             want = reference_largest_decay(names, low, high, ratio)
             k = names.index(high) - names.index(low)
             where = f"with names {names}, low={low!r}, high={high!r}, ratio={ratio:g}"

@@ -76,6 +76,8 @@ def check_attention_targets(fn: Callable, model: nn.Module | None = None) -> boo
         for m in models:
             got = call(fn, m)
             expect_type(got, (list, tuple, set), "the returned names")
+            expect(all(isinstance(g, str) for g in got), "the list holds modules, not their names",
+                   "return the names model.named_modules() gives (strings), not the nn.Linear modules")  # fmt: skip
             got = set(got)
             want = _attention_linears(m)
             missing, extra = sorted(want - got), sorted(got - want)
