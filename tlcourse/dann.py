@@ -16,8 +16,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from tlcourse import config
-
 
 class GradientReverse(torch.autograd.Function):
     """Identity in the forward pass; multiplies the incoming gradient by -λ in the backward pass."""
@@ -111,6 +109,20 @@ def _forever(loader: Iterable, what: str = "target"):
             raise ValueError(f"the {what} loader is empty: DANN needs at least one batch of each domain")
 
 
+class _DANNStep(nn.Module):
+    """The model and the discriminator as one module, so one DDP wrapper averages both's gradients."""
+
+    def __init__(self, model: nn.Module, discriminator: nn.Module, separate: bool):
+        super().__init__()
+        self.model, self.discriminator, self.separate = model, discriminator, separate
+
+    def forward(self, xs: torch.Tensor, xt: torch.Tensor, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """(class logits of the source batch [Bs,C], domain logits of both batches [Bs+Bt,2])."""
+        feats = encode_domains(self.model.encoder, xs, xt, self.separate)  # [Bs+Bt,F]
+        class_logits = self.model.head(feats[: len(xs)])  # [Bs,C]
+        return class_logits, self.discriminator(feats, lam)  # [Bs,C], [Bs+Bt,2]
+
+
 def train_dann(
     model: nn.Module,
     discriminator: nn.Module,
@@ -127,6 +139,7 @@ def train_dann(
     eval_loader: Iterable | None = None,
     progress: bool = True,
     desc: str = "dann",
+    accelerator=None,
 ) -> dict[str, list[float]]:
     """Train model (.encoder, .head) with DANN; one epoch = one pass over source_loader, target batches cycled.
 
@@ -138,18 +151,22 @@ def train_dann(
     False passes one concatenated batch, whose mixed statistics leave the two domains' offsets in the features.
     Without BatchNorm in the encoder both give the same result.
 
-    device defaults to `config.get_device()` (a GPU when there is one, as in Colab), as in `train.fit`.
+    device defaults to `config.get_device()` (a GPU when there is one, as in Colab), as in `train.fit`; it runs
+    under accelerate like `train.fit` (one process: the plain loop's numbers; several: global batches split, the
+    gradients of model and discriminator averaged, the metrics summed over the processes).
 
     Returns per-epoch lists: class_loss, domain_loss, domain_acc (discriminator accuracy on both batches),
     lambda (λ at the epoch's end), target_acc (on eval_loader, if given), seconds.
     """
     from tqdm.auto import tqdm
 
+    from tlcourse import distributed
     from tlcourse.train import evaluate
 
     if not hasattr(model, "encoder") or not hasattr(model, "head"):
         raise TypeError("model needs .encoder and .head parts (e.g. tlcourse.domains.digit_cnn())")
-    device = config.get_device() if device is None else torch.device(device)
+    acc = distributed.accelerator() if accelerator is None else accelerator
+    device = distributed.training_device(acc, device)
     model.to(device)
     discriminator.to(device)
     if optimizer is None:
@@ -161,32 +178,36 @@ def train_dann(
     total_steps = max(epochs * steps, 1)
     keys = ("class_loss", "domain_loss", "domain_acc", "lambda", "target_acc", "seconds")
     history: dict[str, list[float]] = {k: [] for k in keys}
-    targets = _forever(target_loader)
+    step_module = _DANNStep(model, discriminator, separate_batches)
+    net, optimizer = acc.prepare(step_module, optimizer)  # one process: the module itself; several: one DDP wrapper
+    sources = distributed.prepare_loader(acc, source_loader)
+    targets = _forever(distributed.prepare_loader(acc, target_loader))
     for epoch in range(epochs):
-        model.train()
-        discriminator.train()
+        net.train()  # the model and the discriminator
         start, sums, n = time.perf_counter(), np.zeros(3), 0
         lam = 0.0
-        for step, (xs, ys) in enumerate(tqdm(source_loader, desc=f"{desc} {epoch + 1}/{epochs}", leave=False,
-                                             disable=not progress)):  # fmt: skip
+        for step, (xs, ys) in enumerate(tqdm(sources, desc=f"{desc} {epoch + 1}/{epochs}", leave=False,
+                                             disable=not progress or not acc.is_local_main_process)):  # fmt: skip
             xt = next(targets)[0]
             xs, ys, xt = xs.to(device), ys.to(device), xt.to(device)
             p = (epoch * steps + step) / total_steps
             lam = dann_lambda(p, max_lambda=max_lambda)
             for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
                 group["lr"] = base * (dann_lr_factor(p) if anneal else 1.0)
-            feats = encode_domains(model.encoder, xs, xt, separate_batches)  # [Bs+Bt,F]
-            fs = feats[: len(xs)]  # [Bs,F]
-            class_loss = nn.functional.cross_entropy(model.head(fs), ys)
-            dom_logits = discriminator(feats, lam)  # [Bs+Bt,2]
-            dom_y = torch.cat([torch.zeros(len(xs)), torch.ones(len(xt))]).long().to(device)  # [Bs+Bt]
-            domain_loss = nn.functional.cross_entropy(dom_logits, dom_y)
-            optimizer.zero_grad(set_to_none=True)
-            (class_loss + domain_loss).backward()
-            optimizer.step()
+            with acc.accumulate(net):
+                class_logits, dom_logits = net(xs, xt, lam)  # [Bs,C], [Bs+Bt,2]
+                class_loss = nn.functional.cross_entropy(class_logits, ys)
+                dom_y = torch.cat([torch.zeros(len(xs)), torch.ones(len(xt))]).long().to(device)  # [Bs+Bt]
+                domain_loss = nn.functional.cross_entropy(dom_logits, dom_y)
+                optimizer.zero_grad(set_to_none=True)
+                acc.backward(class_loss + domain_loss)
+                optimizer.step()
             dom_acc = float((dom_logits.argmax(1) == dom_y).float().mean())
             sums += [class_loss.item(), domain_loss.item(), dom_acc]
             n += 1
+        if acc.num_processes > 1:  # the mean over every process's steps
+            *total, n = distributed.sum_over_processes(acc, [*sums.tolist(), n], device)
+            sums = np.array(total)
         means = sums / max(n, 1)
         history["class_loss"].append(float(means[0]))
         history["domain_loss"].append(float(means[1]))
@@ -194,7 +215,11 @@ def train_dann(
         history["lambda"].append(lam)
         history["seconds"].append(time.perf_counter() - start)
         if eval_loader is not None:
-            history["target_acc"].append(evaluate(model, eval_loader, device)["acc"])
+            if acc.num_processes > 1:
+                logits, labels = distributed.predict(acc, model, eval_loader, device)
+                history["target_acc"].append(float((logits.argmax(1) == labels).float().mean()))
+            else:
+                history["target_acc"].append(evaluate(model, eval_loader, device)["acc"])
     return history
 
 

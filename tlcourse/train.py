@@ -9,8 +9,6 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from tlcourse import config
-
 
 def _to(batch, device: torch.device):
     """A loader's (x, y) batch on `device`; any other batch shape is refused in one line."""
@@ -105,15 +103,24 @@ def fit(
     on_epoch_end: Callable[[int, nn.Module], None] | None = None,
     progress: bool = True,
     desc: str = "train",
+    accelerator=None,
 ) -> dict[str, list[float]]:
     """Train a classifier; return {"train_loss", "train_acc", "val_loss", "val_acc", "seconds"}, one entry per epoch.
 
     device defaults to `config.get_device()` (a GPU when there is one, as in Colab); optimizer defaults to AdamW(lr)
     over parameters with requires_grad; the scheduler (if any) steps once per batch.
+
+    Runs under accelerate (`accelerator`, default `distributed.accelerator()`): in a notebook (one process) the
+    numbers are exactly those of the plain loop; under `accelerate launch` / `torchrun` each batch of `train_loader`
+    is the global batch, split over the processes, DDP averages the gradients, the metrics are summed over the
+    processes and only the main process shows a progress bar. Every process returns the same history.
     """
     from tqdm.auto import tqdm
 
-    device = config.get_device() if device is None else torch.device(device)
+    from tlcourse import distributed
+
+    acc = distributed.accelerator() if accelerator is None else accelerator
+    device = distributed.training_device(acc, device)
     model.to(device)
     if optimizer is None:
         params = [p for p in model.parameters() if p.requires_grad]
@@ -124,43 +131,65 @@ def fit(
     steps = len(train_loader) if max_steps_per_epoch is None else min(len(train_loader), max_steps_per_epoch)
     if steps == 0:
         raise ValueError("the training loader is empty (or max_steps_per_epoch is 0): nothing to train on")
+    net, optimizer = acc.prepare(model, optimizer)  # one process: `model` itself; several: a DDP wrapper
+    scheduler = None if scheduler is None else acc.prepare(scheduler)  # steps once per batch (split_batches)
+    loader = distributed.prepare_loader(acc, train_loader)
+    multi, layout = acc.num_processes > 1, distributed.channels_last(model)
     for epoch in range(epochs):
-        model.train()
+        net.train()
         start, total, correct, loss_sum = time.perf_counter(), 0, 0, 0.0
-        bar = tqdm(total=steps, desc=f"{desc} {epoch + 1}/{epochs}", leave=False, disable=not progress)
-        for step, batch in enumerate(train_loader):
+        bar = tqdm(total=steps, desc=f"{desc} {epoch + 1}/{epochs}", leave=False,
+                   disable=not progress or not acc.is_local_main_process)  # fmt: skip
+        for step, batch in enumerate(loader):
             if step >= steps:
                 break
             x, y = _to(batch, device)
-            logits = model(x)  # [B,C]
-            if (
-                step == 0
-                and y.dtype == torch.long
-                and y.numel()
-                and not 0 <= int(y.min()) <= int(y.max()) < logits.shape[1]
-            ):
-                raise ValueError(f"labels {sorted(set(y.tolist()))[:8]} in the first batch, but the model has "
-                                 f"{logits.shape[1]} classes (0–{logits.shape[1] - 1}): map the labels to 0..C−1 "
-                                 "or give the model's head more outputs")  # fmt: skip
-            loss = loss_fn(logits, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
+            if multi and layout and x.ndim == 4:  # a dispatched slice arrives in the default layout
+                x = x.contiguous(memory_format=torch.channels_last)
+            with acc.accumulate(net):
+                logits = net(x)  # [B,C]
+                if step == 0 and _labels_off(logits, y, acc, device):
+                    raise ValueError(f"labels {sorted(set(y.tolist()))[:8]} in the first batch, but the model has "
+                                     f"{logits.shape[1]} classes (0–{logits.shape[1] - 1}): map the labels to 0..C−1 "
+                                     "or give the model's head more outputs")  # fmt: skip
+                loss = loss_fn(logits, y)
+                optimizer.zero_grad(set_to_none=True)
+                acc.backward(loss)  # loss.backward(); under DDP the gradients are averaged over the processes
+                optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
             total += len(y)
             correct += int((logits.argmax(1) == y).sum())
             loss_sum += loss.item() * len(y)
             bar.update(1)
             bar.set_postfix(loss=f"{loss_sum / total:.3f}")
         bar.close()
+        if multi:  # every process's share of the epoch
+            total, correct, loss_sum = distributed.sum_over_processes(acc, [total, correct, loss_sum], device)
         history["seconds"].append(time.perf_counter() - start)
         history["train_loss"].append(loss_sum / max(total, 1))
         history["train_acc"].append(correct / max(total, 1))
         if val_loader is not None:
-            metrics = evaluate(model, val_loader, device, loss_fn)
+            if multi:
+                logits_v, labels_v = distributed.predict(acc, model, val_loader, device)
+                metrics = {"loss": float(loss_fn(logits_v, labels_v)),
+                           "acc": float((logits_v.argmax(1) == labels_v).float().mean())}  # fmt: skip
+            else:
+                metrics = evaluate(model, val_loader, device, loss_fn)
             history["val_loss"].append(metrics["loss"])
             history["val_acc"].append(metrics["acc"])
         if on_epoch_end is not None:
+            trainable = [p.requires_grad for p in model.parameters()]
             on_epoch_end(epoch, model)
+            net = distributed.wraps_again(acc, model, net, trainable)  # DDP must know newly thawed parameters
     return history
+
+
+def _labels_off(logits: torch.Tensor, y: torch.Tensor, acc, device: torch.device) -> bool:
+    """True when class labels fall outside the model's outputs (on any process: every process raises together)."""
+    bad = y.dtype == torch.long and y.numel() and not 0 <= int(y.min()) <= int(y.max()) < logits.shape[1]
+    if acc.num_processes > 1:
+        from tlcourse import distributed
+
+        bad = distributed.sum_over_processes(acc, [float(bad)], device)[0] > 0
+    return bool(bad)

@@ -1,0 +1,170 @@
+"""The accelerate glue the course's training loops share: one Accelerator per training call, one process or many.
+
+    acc = distributed.accelerator()             # fresh per fit(); the same settings in a notebook and under a launcher
+    model, optimizer = acc.prepare(model, optimizer)
+    loader = distributed.prepare_loader(acc, loader)        # one process: the loader itself, untouched
+    logits, labels = distributed.predict(acc, model, loader, device)   # every process scores its share, all get all
+
+In a notebook there is one process and nothing changes: the model is not wrapped, the loaders are used as they are,
+the optimizer and scheduler wrappers step exactly once per batch, and every number is what the plain loop gave.
+Under `accelerate launch` or `torchrun` (several processes, gloo on CPUs, NCCL on GPUs) the loader's batch is the
+GLOBAL batch: process 0 draws it (the same order and augmentation as one process) and hands each process an equal
+slice (`split_batches` + `dispatch_batches`); DDP averages the gradients, so a step is the one-process step up to
+float rounding. The Trainer paths (text_models, peft_tools) use accelerate through transformers; they only need
+`shared_tempdir` so every process reads the checkpoint the main process wrote.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+def num_processes() -> int:
+    """How many processes this run has: 1 in a notebook or plain `python`, N under `accelerate launch`/`torchrun`."""
+    from accelerate.state import PartialState
+
+    return PartialState().num_processes
+
+
+def is_main_process() -> bool:
+    """True on the one process that prints, saves and records results (rank 0; the only one in a notebook)."""
+    from accelerate.state import PartialState
+
+    return PartialState().is_main_process
+
+
+def accelerator(mixed_precision: str | None = None):
+    """A fresh `accelerate.Accelerator` for one training call.
+
+    The loader's batch is the global batch, split over the processes and drawn by process 0 (`split_batches`,
+    `dispatch_batches`); tensors are placed by the loops themselves (`device_placement=False`, so `fit(device=...)`
+    keeps working). mixed_precision: "no" (float32, what the lessons train with), "bf16" or "fp16"; None takes the
+    launcher's choice (`accelerate launch --mixed_precision bf16`), else "no".
+    """
+    from accelerate import Accelerator, DataLoaderConfiguration
+    from accelerate.state import AcceleratorState
+
+    mp = mixed_precision or os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
+    left = AcceleratorState._shared_state.get("_mixed_precision")
+    if left is not None and left != mp and num_processes() == 1:
+        # a Trainer earlier in this process (a notebook) left its bf16 state behind; one process has nothing to keep
+        AcceleratorState._reset_state()
+    loaders = DataLoaderConfiguration(split_batches=True, dispatch_batches=True)
+    return Accelerator(mixed_precision=mp, device_placement=False, dataloader_config=loaders)
+
+
+def training_device(acc, device: torch.device | str | None) -> torch.device:
+    """Where to train: one process: `device`, else config.get_device(); several: the launcher's device for this rank."""
+    from tlcourse import config
+
+    if acc.num_processes == 1:
+        return config.get_device() if device is None else torch.device(device)
+    if device is not None and torch.device(device).type != acc.device.type:
+        raise ValueError(f"device={str(device)!r}, but the launcher gave this process {acc.device}: leave device=None "
+                         "under accelerate launch / torchrun (add --cpu to train on CPUs)")  # fmt: skip
+    return acc.device
+
+
+def prepare_loader(acc, loader: Iterable) -> Iterable:
+    """The loader for this process: one process: the loader itself (accelerate's copy reads a batch ahead, which would
+    move the random draws of later epochs); several: accelerate's dispatcher, each process an equal slice of each batch.
+    """
+    if acc.num_processes == 1:
+        return loader
+    batch_size = getattr(loader, "batch_size", None)
+    if batch_size is not None and batch_size % acc.num_processes:
+        raise ValueError(f"a batch of {batch_size} does not split evenly over {acc.num_processes} processes: choose a "
+                         f"batch size that is a multiple of {acc.num_processes} (it is the global batch)")  # fmt: skip
+    return acc.prepare(loader)
+
+
+def wraps_again(acc, model: nn.Module, wrapped: nn.Module, before: list[bool]) -> nn.Module:
+    """`wrapped` again if the trainable parameters are still `before`; else a new DDP wrapper of `model`.
+
+    DDP decides which parameters it averages when it wraps a model: after progressive unfreezing thawed some, a model
+    wrapped earlier would leave their gradients un-averaged and the processes would drift apart.
+    """
+    if acc.num_processes == 1 or [p.requires_grad for p in model.parameters()] == before:
+        return wrapped
+    return acc.prepare_model(model)
+
+
+def sum_over_processes(acc, values: list[float], device: torch.device) -> list[float]:
+    """Element-wise sum of `values` over the processes (the values themselves on one process)."""
+    if acc.num_processes == 1:
+        return values
+    t = torch.tensor(values, dtype=torch.float64, device=device)  # [K]
+    return acc.reduce(t, reduction="sum").tolist()
+
+
+@torch.no_grad()
+def predict(acc, model: nn.Module, loader: Iterable, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits [N,C], labels [N]) over `loader` in its order, as train.predict gives on one process.
+
+    Several processes: process r scores batches r, r + N, r + 2N, ... and all of them receive every batch's result
+    (gather_object), so each process holds the same numbers a single process would compute.
+    """
+    from accelerate.utils import gather_object
+
+    from tlcourse.train import _to
+
+    model.eval()
+    mine = []
+    for i, batch in enumerate(loader):
+        if i % acc.num_processes == acc.process_index:
+            x, y = _to(batch, device)
+            mine.append((i, model(x).float().cpu(), y.cpu()))  # [B,C], [B]
+    rows = sorted(gather_object(mine) if acc.num_processes > 1 else mine, key=lambda r: r[0])
+    if not rows:
+        raise ValueError("the loader is empty: nothing to predict")
+    return torch.cat([r[1] for r in rows]), torch.cat([r[2] for r in rows])
+
+
+def channels_last(model: nn.Module) -> bool:
+    """True when the model's convolution weights are stored channels_last (then its inputs should be too)."""
+    convs = [p for p in model.parameters() if p.ndim == 4 and p.shape[-1] * p.shape[-2] > 1]
+    return bool(convs) and convs[0].is_contiguous(memory_format=torch.channels_last) and not convs[0].is_contiguous()
+
+
+def shared_tempdir(prefix: str = "tlcourse-") -> str:
+    """A fresh temporary folder, the same one on every process of this machine (created by the main process).
+
+    The Trainer writes checkpoints from the main process and every process reloads the best one from the same path.
+    """
+    from accelerate.utils import broadcast_object_list
+
+    if num_processes() == 1:
+        return tempfile.mkdtemp(prefix=prefix)
+    path = [tempfile.mkdtemp(prefix=prefix) if is_main_process() else None]
+    broadcast_object_list(path)
+    return path[0]
+
+
+def remove_shared(path: str | Path) -> None:
+    """Delete a `shared_tempdir` once every process is done with it (only the main process deletes)."""
+    from accelerate.state import PartialState
+
+    if num_processes() > 1:
+        PartialState().wait_for_everyone()
+    if is_main_process():
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def agree(model: nn.Module) -> list[str]:
+    """Every process's sha256 of its weights' bytes (one entry per process): equal entries mean bit-equal weights."""
+    import hashlib
+
+    from accelerate.utils import gather_object
+
+    h = hashlib.sha256()
+    for p in model.state_dict().values():
+        h.update(p.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())  # any dtype
+    digest = h.hexdigest()[:16]
+    return gather_object([digest]) if num_processes() > 1 else [digest]
