@@ -79,7 +79,8 @@ def cached_files(asset: Asset) -> list[Path]:
 
 def test_manifest_is_complete():
     assert set(ASSETS) >= {"efficientnet_lite0", "minilm", "fashion_mnist", "mnist5000", "uci_digits", "photos",
-                           "rotten_tomatoes", "drug_reviews", "uci_sentences"}  # fmt: skip
+                           "rotten_tomatoes", "drug_reviews", "uci_sentences", "efficientnet_lite1", "mobilenet_v2",
+                           "textile", "tuxpaint"}  # fmt: skip
     for a in ASSETS.values():
         assert a.source in {"pypi", "deb", "npm"} and a.version and a.licence and a.citation
         assert all(len(sha) == 64 for _, sha in a.files.values())

