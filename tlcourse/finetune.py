@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from tlcourse import config, features, models
+from tlcourse import config, features, hub, models
 from tlcourse.batchnorm import pin_batchnorm, pin_layer, set_batchnorm, unpin_layer
 from tlcourse.train import count_parameters, evaluate, fit, predict
 
@@ -254,12 +254,15 @@ def train_strategy(name: str, train_data: tuple[np.ndarray, np.ndarray], val_dat
                    size: int = 64, epochs: int = 5, batch_size: int = 32, augment: bool = True, lr: float | None = None,
                    warmup: float = WARMUP, label_smoothing: float = LABEL_SMOOTHING, seed: int = 0,
                    max_steps_per_epoch: int | None = None, test_data: tuple[np.ndarray, np.ndarray] | None = None,
-                   bn: str | None = None, num_classes: int | None = None,
+                   bn: str | None = None, num_classes: int | None = None, model_name: str = "lite0",
                    progress: bool = True) -> tuple[nn.Module, dict, Recipe]:  # fmt: skip
     """Load Lite0 (ImageNet, or random for "random init"), apply recipe `name`, train with fit(); (model, history, recipe).
 
     `train_data` is (uint8 images [N,H,W] or [N,H,W,3], labels 0..C−1), e.g. from `own_data.image_folder`; the new head
     has `num_classes` outputs (default: the largest training label + 1).
+
+    `model_name`: the shipped "lite0" (lesson 02), or a bigger timm EfficientNet by name when online, e.g.
+    "tf_efficientnet_lite4" (`hub.image_model`; offline and not cached: a one-line `hub.ModelUnavailable`).
 
     `val_data` (or None) is scored before training (history["val_acc_start"]) and after every epoch (the learning
     curves: history["val_loss"], ["val_acc"]); `test_data`, if given, once after the last epoch (history["test_loss"],
@@ -280,7 +283,7 @@ def train_strategy(name: str, train_data: tuple[np.ndarray, np.ndarray], val_dat
         raise ValueError(f"train_data needs as many images as labels, and some: got {len(train_data[0])} images, "
                          f"{len(train_data[1])} labels")  # fmt: skip
     num_classes = int(np.max(train_data[1])) + 1 if num_classes is None else num_classes
-    model = models.load_efficientnet("lite0", pretrained=name != "random init", num_classes=num_classes)
+    model = hub.image_model(model_name, pretrained=name != "random init", num_classes=num_classes)
     recipe = RECIPES[name](model) if lr is None else RECIPES[name](model, lr)
     set_batchnorm(model, bn, train_data[0], size)
     history = _train(model, recipe, train_data, val_data, size, epochs, batch_size, augment, warmup, label_smoothing,

@@ -119,15 +119,17 @@ def minilm_path() -> Path:
 def load_minilm(num_labels: int | None = None, name: str | None = None):
     """(tokenizer, model) for MiniLM from the local cache; num_labels adds a fresh classification head.
 
-    `name` may be a Hugging Face hub id (e.g. "bert-base-uncased") for learners online; the default never
-    touches the hub (local files only, no network retries).
+    `name` may be a Hugging Face hub id (e.g. "bert-base-uncased") for learners online, or a local folder; the default
+    never touches the hub (local files only, no network retries). A name that is neither cached nor downloadable
+    raises `hub.ModelUnavailable` within seconds, in one line (see `tlcourse.hub`).
     """
     from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
+    from tlcourse import hub
+
     local = name is None
-    src = str(minilm_path()) if local else name
-    kwargs = {"local_files_only": True} if local else {}
+    src, kwargs = (str(minilm_path()), {"local_files_only": True}) if local else hub.text_source(name)
     if local:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     tok = AutoTokenizer.from_pretrained(src, **kwargs)
