@@ -196,3 +196,28 @@ def _dann_run(dann_fn, **kw):
 def test_train_dann_on_one_process_is_the_plain_loop_bit_for_bit(fresh_accelerate_state):
     new = _dann_run(functools.partial(dann.train_dann, device="cpu", progress=False))
     _assert_same(new, _dann_run(reference_dann))
+
+
+# --- two processes (gloo on the CPU): they train, agree, and match one process -------------------------------------
+TINY = ["--small", "8", "--epochs", "2", "--batch-size", "16", "--size", "32", "--val-per-class", "2",
+        "--test-per-class", "5", "--seeds", "0", "--strategies", "full", "progressive unfreezing"]  # fmt: skip
+# Tolerance: the same global batch of 16 (8 per process, drawn and augmented by process 0 exactly as one process
+# draws it), DDP averaging the two halves' gradients: the runs differ only in float rounding (summation order), so
+# losses agree to 1e-5 (seen here: ~2e-7) and the predicted classes of the 50 test images are the same.
+LOSS_TOL = 1e-5
+
+
+def test_two_processes_train_agree_and_match_one_process():
+    """Lesson 02 (Lite0 on Fashion-MNIST, 80 images, 2 epochs, augmentation on) through `torchrun --nproc_per_node 2`;
+    progressive unfreezing thaws stages between epochs, so DDP must re-wrap the model (distributed.wraps_again)."""
+    from tlcourse import launch
+
+    one = launch.launch("finetune", TINY, processes=1, threads_per_process=1, timeout=600)
+    two = launch.launch("finetune", TINY, processes=2, threads_per_process=1, launcher="torchrun", timeout=600)
+    assert (one["num_processes"], two["num_processes"]) == (1, 2)
+    for a, b in zip(one["rows"], two["rows"], strict=True):
+        assert b["train_loss"][-1] < b["train_loss"][0], "it trains"
+        assert len(b["weights"]) == 2 and b["weights"][0] == b["weights"][1], "the processes hold bit-equal weights"
+        assert max(abs(x - y) for x, y in zip(a["train_loss"], b["train_loss"], strict=True)) < LOSS_TOL
+        assert abs(a["test_loss"] - b["test_loss"]) < 10 * LOSS_TOL
+        assert a["val_acc"] == b["val_acc"] and a["test_pred"] == b["test_pred"]

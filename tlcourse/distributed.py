@@ -26,18 +26,31 @@ import torch
 from torch import nn
 
 
-def num_processes() -> int:
-    """How many processes this run has: 1 in a notebook or plain `python`, N under `accelerate launch`/`torchrun`."""
+def cpu_launch() -> bool:
+    """True in a process of a multi-process launch on a machine without CUDA: accelerate then needs cpu=True to pick
+    gloo (without it, `torchrun --nproc_per_node 2` on CPUs would start 2 unrelated single-process runs)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
+
+
+def _state():
     from accelerate.state import PartialState
 
-    return PartialState().num_processes
+    return PartialState(cpu=cpu_launch())
+
+
+def num_processes() -> int:
+    """How many processes this run has: 1 in a notebook or plain `python`, N under `accelerate launch`/`torchrun`."""
+    return _state().num_processes
 
 
 def is_main_process() -> bool:
     """True on the one process that prints, saves and records results (rank 0; the only one in a notebook)."""
-    from accelerate.state import PartialState
+    return _state().is_main_process
 
-    return PartialState().is_main_process
+
+def process_device() -> torch.device:
+    """The device the launcher gave this process (cuda:<local rank> on GPUs, cpu with gloo)."""
+    return _state().device
 
 
 def accelerator(mixed_precision: str | None = None):
@@ -57,7 +70,7 @@ def accelerator(mixed_precision: str | None = None):
         # a Trainer earlier in this process (a notebook) left its bf16 state behind; one process has nothing to keep
         AcceleratorState._reset_state()
     loaders = DataLoaderConfiguration(split_batches=True, dispatch_batches=True)
-    return Accelerator(mixed_precision=mp, device_placement=False, dataloader_config=loaders)
+    return Accelerator(mixed_precision=mp, device_placement=False, dataloader_config=loaders, cpu=cpu_launch())
 
 
 def training_device(acc, device: torch.device | str | None) -> torch.device:
@@ -76,13 +89,50 @@ def prepare_loader(acc, loader: Iterable) -> Iterable:
     """The loader for this process: one process: the loader itself (accelerate's copy reads a batch ahead, which would
     move the random draws of later epochs); several: accelerate's dispatcher, each process an equal slice of each batch.
     """
+    from torch.utils.data import DataLoader
+
     if acc.num_processes == 1:
         return loader
     batch_size = getattr(loader, "batch_size", None)
     if batch_size is not None and batch_size % acc.num_processes:
         raise ValueError(f"a batch of {batch_size} does not split evenly over {acc.num_processes} processes: choose a "
                          f"batch size that is a multiple of {acc.num_processes} (it is the global batch)")  # fmt: skip
-    return acc.prepare(loader)
+    if isinstance(loader, DataLoader):  # the same batches in the same order, tensors in the default memory layout
+        loader = DataLoader(loader.dataset, batch_sampler=_SameDraws(loader.batch_sampler, loader.generator),
+                            collate_fn=_standard(loader.collate_fn), num_workers=loader.num_workers)  # fmt: skip
+    return acc.prepare_data_loader(loader, device_placement=True)  # the dispatcher sends each slice to this device
+
+
+class _SameDraws:
+    """A loader's batch sampler, preceded by the one number DataLoader's iterator draws from the loader's generator.
+
+    accelerate's dispatcher drops the loader's generator; without this draw a shuffle sharing that generator (as
+    finetune.image_loader's does) would give process 0 another order than one process gets.
+    """
+
+    def __init__(self, batch_sampler, generator: torch.Generator | None):
+        self.batch_sampler, self.generator, self.batch_size = batch_sampler, generator, batch_sampler.batch_size
+
+    def __iter__(self):
+        if self.generator is not None:
+            torch.empty((), dtype=torch.int64).random_(generator=self.generator)  # DataLoader's base seed
+        return iter(self.batch_sampler)
+
+    def __len__(self) -> int:
+        return len(self.batch_sampler)
+
+
+def _standard(collate):
+    """collate, its tensors made contiguous in the default layout: gloo broadcasts raw storage, so a channels_last
+    batch would arrive scrambled on the other processes."""
+
+    def wrapped(items):
+        batch = collate(items)
+        if isinstance(batch, list | tuple):
+            return type(batch)(t.contiguous() if torch.is_tensor(t) else t for t in batch)
+        return batch.contiguous() if torch.is_tensor(batch) else batch
+
+    return wrapped
 
 
 def wraps_again(acc, model: nn.Module, wrapped: nn.Module, before: list[bool]) -> nn.Module:
@@ -149,10 +199,8 @@ def shared_tempdir(prefix: str = "tlcourse-") -> str:
 
 def remove_shared(path: str | Path) -> None:
     """Delete a `shared_tempdir` once every process is done with it (only the main process deletes)."""
-    from accelerate.state import PartialState
-
     if num_processes() > 1:
-        PartialState().wait_for_everyone()
+        _state().wait_for_everyone()
     if is_main_process():
         shutil.rmtree(path, ignore_errors=True)
 

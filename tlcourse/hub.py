@@ -2,7 +2,7 @@
 
     src, kwargs = hub.text_source("bert-base-uncased")   # for from_pretrained: cached, or the Hub is reachable
     model = hub.image_model("tf_efficientnet_lite4", num_classes=10)   # a timm name ("lite0" etc.: the shipped files)
-    state, why = hub.hub_answer("roberta-base")      # "ok", or "offline" / "missing" / "gated" and why
+    state, why = hub.available("roberta-base")       # "cached" / "ok", or "offline" / "missing" / "gated" and why
 
 Online, models load through the libraries' own cache (`~/.cache/huggingface`, or $HF_HOME): downloaded once, then
 read from disk, also offline. Offline and not cached, the answer comes within seconds as `ModelUnavailable`, one line:
@@ -112,6 +112,21 @@ def text_source(name: str) -> tuple[str, dict]:
         return name, {"local_files_only": True}
     _need(name, name, SHIPPED_TEXT)
     return name, {}
+
+
+def available(name: str) -> tuple[str, str]:
+    """Whether a text id or a timm name can load here, without loading it: ("cached" | "ok" | "offline" | "missing" |
+    "gated", why). "ok": the Hub has it and a loader would download it once into the cache."""
+    from tlcourse import models
+
+    if name in models.EFFICIENTNET or Path(name).expanduser().is_dir():
+        return "cached", "shipped with the course" if name in models.EFFICIENTNET else "a local folder"
+    import timm
+
+    repo = getattr(timm.models.get_pretrained_cfg(name), "hf_hub_id", None) if timm.is_model(name) else name
+    if repo and _cached(repo, ("config.json", "model.safetensors", "pytorch_model.bin")):
+        return "cached", "in the local Hugging Face cache"
+    return hub_answer(repo or name)
 
 
 def check_image_model(name: str, pretrained: bool = True) -> None:

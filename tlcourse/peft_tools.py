@@ -11,14 +11,13 @@ Peak memory and step time per method: `tlcourse.costs`.
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from tlcourse import lora
+from tlcourse import distributed, lora
 from tlcourse.files import atomic_folder
 from tlcourse.train import count_parameters
 
@@ -206,14 +205,14 @@ def fit(model: nn.Module, method: str, tok, train, val, test, rec, folder: str |
     if not np.array_equal(out.label_ids, np.asarray(test["label"])):
         raise RuntimeError("the test predictions came back in another order than the test set")
     test_prob = torch.from_numpy(np.asarray(out.predictions)).float().softmax(-1).numpy()  # [N,2]
-    shutil.rmtree(trainer.args.output_dir, ignore_errors=True)  # the Trainer's temp checkpoints
+    distributed.remove_shared(trainer.args.output_dir)  # the Trainer's temp checkpoints
     history = [h[f"eval_{select}"] for h in trainer.state.log_history if f"eval_{select}" in h]
     trainable, _ = count_parameters(model)
     row = {"method": method, "r": None, "trainable": trainable, "base": base_parameters(model),
            "test_acc": float(out.metrics["test_accuracy"]), "test_prob": test_prob, "val_history": history,
            "best_epoch": int(np.argmax(history)) + 1 if history else None,
            "step_s": float(np.median(timer.times[1:] or timer.times)), "train_s": seconds,
-           "ckpt_bytes": checkpoint_bytes(model, method, folder)}  # fmt: skip
+           "ckpt_bytes": checkpoint_bytes(model, method, folder) if distributed.is_main_process() else None}  # fmt: skip
     return model, row
 
 

@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from tlcourse import config
+from tlcourse import config, distributed
 from tlcourse.data import texts_list
 from tlcourse.files import atomic_folder
 from tlcourse.text_data import LABELS, as_splits
@@ -138,7 +136,8 @@ def make_trainer(model, tokenizer, train, eval_data, rec: Recipe | None = None, 
 
     `train` / `eval_data` are tokenized Datasets with a `label` column; eval_data=None trains the fixed number of
     epochs with no evaluation and no checkpoints (when there is no labelled data to choose an epoch on).
-    Checkpoints go to `output_dir` (default: a fresh temp folder); no hub pushes, no report_to integrations.
+    Checkpoints go to `output_dir` (default: a fresh temp folder, the same on every process of a distributed run);
+    no hub pushes, no report_to integrations.
     """
     from transformers import PrinterCallback, Trainer, TrainingArguments
 
@@ -150,7 +149,7 @@ def make_trainer(model, tokenizer, train, eval_data, rec: Recipe | None = None, 
     steps = int(np.ceil(len(train) / rec.batch_size) * rec.epochs)
     select = eval_data is not None  # evaluate each epoch and keep the best one
     args = TrainingArguments(
-        output_dir=str(output_dir or tempfile.mkdtemp(prefix="tlcourse-trainer-")),
+        output_dir=str(output_dir or distributed.shared_tempdir("tlcourse-trainer-")),
         num_train_epochs=rec.epochs,
         learning_rate=rec.lr,
         per_device_train_batch_size=rec.batch_size,
@@ -201,13 +200,13 @@ def fine_tune(data, rec: Recipe | None = None, progress: bool = True):
     keep = ["input_ids", "attention_mask", "token_type_ids", "label"]
     train = train.remove_columns([c for c in train.column_names if c not in keep])
     val = val.remove_columns([c for c in val.column_names if c not in keep])
-    workdir = tempfile.mkdtemp(prefix="tlcourse-trainer-")
+    workdir = distributed.shared_tempdir("tlcourse-trainer-")  # every process reloads the best epoch from here
     try:
         trainer = make_trainer(model, tok, train, val, rec, output_dir=workdir, progress=progress)
         out = trainer.train()
         trainer.train_seconds = float(out.metrics["train_runtime"])
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        distributed.remove_shared(workdir)
     trainer.model = trained_model(trainer)
     return tok, trainer
 
