@@ -31,9 +31,20 @@ def _one_line_answer(call, name: str, shipped: str) -> float:
     return seconds
 
 
+def _online(monkeypatch):
+    """This process as a learner's online one: no offline flag in the environment or in huggingface_hub, which reads
+    it once at import (another test, or loading the shipped MiniLM, may have set it earlier in the session)."""
+    import huggingface_hub.constants
+
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+
+
 @pytest.fixture
 def no_hub(monkeypatch):
     """A Hub that accepts the connection and then never answers: only the deadline ends the wait."""
+    _online(monkeypatch)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     sock.listen(8)
@@ -46,6 +57,7 @@ def no_hub(monkeypatch):
 def fake_hub(monkeypatch):
     """A local server answering like the Hub's model API (org/tiny exists, org/gated needs a login) or, for other
     paths, like a proxy's error page."""
+    _online(monkeypatch)
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
