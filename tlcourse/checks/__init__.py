@@ -7,6 +7,7 @@
     tlcourse.checks.lesson03   exercises 3.1–3.4   notebooks/03_bert_sentiment.ipynb
     tlcourse.checks.lesson04   exercises 4.1–4.3   notebooks/04_domain_adaptation.ipynb
     tlcourse.checks.lesson05   exercises 5.1–5.4   notebooks/05_lora_peft.ipynb
+    tlcourse.checks.lesson06   exercises 6.1–6.3   notebooks/06_choosing_a_source.ipynb
 
 A notebook imports its checks by name, e.g. `from tlcourse.checks.lesson03 import check_mean_pool`. The modules are
 named after the lesson rather than its topic, so a check module is never mistaken for the lesson code it checks
