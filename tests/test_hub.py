@@ -150,3 +150,27 @@ def test_the_command_line_answers_in_one_line(tmp_path):
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=Path(__file__).parent.parent)
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and out.stderr.startswith("error: 'bert-base-uncased'")
     assert "MiniLM" in out.stderr and not (tmp_path / "r.json").exists()
+
+
+def test_a_cached_timm_name_loads_its_cached_weights_without_the_hub(tmp_path):
+    """timm would ask the Hub first; a name already in the cache must load from that file alone (Hub refused here)."""
+    code = """
+import torch, timm
+from safetensors.torch import save_file
+from huggingface_hub import constants
+from pathlib import Path
+repo = Path(constants.HF_HUB_CACHE) / "models--timm--tf_efficientnet_lite0.in1k"
+snap = repo / "snapshots" / "abc"
+snap.mkdir(parents=True)
+(repo / "refs").mkdir()
+(repo / "refs" / "main").write_text("abc")
+torch.manual_seed(3)
+saved = timm.create_model("tf_efficientnet_lite0").state_dict()
+save_file({k: v.contiguous() for k, v in saved.items()}, str(snap / "model.safetensors"))
+from tlcourse import hub
+model = hub.image_model("tf_efficientnet_lite0")
+print(all(torch.equal(v, saved[k]) for k, v in model.state_dict().items()), hub.available("tf_efficientnet_lite0")[0])
+"""
+    env = {**__import__("os").environ, "HF_HOME": str(tmp_path), "HF_ENDPOINT": "http://127.0.0.1:9"}  # refused
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.stdout.strip() == "True cached", out.stderr[-2000:]

@@ -216,3 +216,11 @@ def agree(model: nn.Module) -> list[str]:
         h.update(p.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())  # any dtype
     digest = h.hexdigest()[:16]
     return gather_object([digest]) if num_processes() > 1 else [digest]
+
+
+def close() -> None:
+    """End a multi-process run cleanly: wait for every process, then destroy the process group (no-op on one)."""
+    if num_processes() > 1:
+        state = _state()
+        state.wait_for_everyone()
+        state.destroy_process_group()

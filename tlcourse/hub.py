@@ -22,7 +22,11 @@ from torch import nn
 SHIPPED_TEXT = "the shipped MiniLM (all-MiniLM-L6-v2, a 6-layer BERT) serves instead: leave the model name None"
 SHIPPED_IMAGE = "the shipped EfficientNet-Lite0 serves instead: model 'lite0'"
 TRUE = {"1", "true", "yes", "on"}
-TIMEOUT = 3.0  # seconds for the one reachability probe; the whole answer stays well under 5 s
+TIMEOUT = 3.0
+TIMM_FILES = (
+    "model.safetensors",
+    "pytorch_model.bin",
+)  # what timm reads from a Hub repo  # seconds for the one reachability probe; the whole answer stays well under 5 s
 
 
 class ModelUnavailable(RuntimeError):
@@ -93,11 +97,12 @@ def _need(name: str, repo_id: str, instead: str) -> None:
         raise ModelUnavailable(f"{name!r} cannot be loaded: {why}; {instead}")
 
 
-def _cached(repo_id: str, filenames: tuple[str, ...]) -> bool:
-    """True when one of `filenames` of Hub repo `repo_id` is already in the local Hugging Face cache."""
+def _cached(repo_id: str, filenames: tuple[str, ...]) -> str | None:
+    """The local path of the first of `filenames` of Hub repo `repo_id` already in the Hugging Face cache, or None."""
     from transformers.utils.hub import try_to_load_from_cache
 
-    return any(isinstance(try_to_load_from_cache(repo_id, f), str) for f in filenames)
+    found = (try_to_load_from_cache(repo_id, f) for f in filenames)
+    return next((f for f in found if isinstance(f, str)), None)
 
 
 def text_source(name: str) -> tuple[str, dict]:
@@ -124,7 +129,7 @@ def available(name: str) -> tuple[str, str]:
     import timm
 
     repo = getattr(timm.models.get_pretrained_cfg(name), "hf_hub_id", None) if timm.is_model(name) else name
-    if repo and _cached(repo, ("config.json", "model.safetensors", "pytorch_model.bin")):
+    if repo and _cached(repo, ("config.json", *TIMM_FILES)):
         return "cached", "in the local Hugging Face cache"
     return hub_answer(repo or name)
 
@@ -144,7 +149,7 @@ def check_image_model(name: str, pretrained: bool = True) -> None:
         repo = getattr(timm.models.get_pretrained_cfg(name), "hf_hub_id", None)
         if not repo:
             raise ValueError(f"timm has no Hugging Face Hub weights for {name!r}; choose a name with an in1k tag")
-        if not _cached(repo, ("model.safetensors", "pytorch_model.bin")):
+        if not _cached(repo, TIMM_FILES):
             _need(name, repo, SHIPPED_IMAGE)
 
 
@@ -164,4 +169,7 @@ def image_model(name: str, pretrained: bool = True, num_classes: int | None = No
     import timm
 
     kwargs = {} if num_classes is None else {"num_classes": num_classes}
+    cached = _cached(timm.models.get_pretrained_cfg(name).hf_hub_id, TIMM_FILES) if pretrained else None
+    if cached:  # read the cached file itself: no request to the Hub at all (timm would ask it first)
+        kwargs["pretrained_cfg_overlay"] = {"file": cached, "source": ""}
     return timm.create_model(name, pretrained=pretrained, **kwargs).eval()

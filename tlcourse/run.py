@@ -292,6 +292,6 @@ if __name__ == "__main__":
     if asked:  # accelerate launch --cpu --num_processes N started one process: start the N
         sys.exit(launch.relaunch_cpu(asked, "tlcourse.run", sys.argv[1:]))
     code = main()
-    if distributed.num_processes() > 1:
-        distributed._state().destroy_process_group()
+    if distributed.num_processes() > 1:  # every process done (the main one wrote the results), then close the group
+        distributed.close()
     sys.exit(code)
