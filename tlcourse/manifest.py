@@ -106,7 +106,7 @@ ASSETS: dict[str, Asset] = {
             licence="Apache-2.0",
             citation="Tan & Le, EfficientNet (ICML 2019); Lite variants by Google (TF TPU models), converted to PyTorch",
             fallback="timm.create_model('tf_efficientnet_lite0', pretrained=True) with Hugging Face Hub access",
-            used_in=("00", "01", "02", "06"),
+            used_in=("00", "01", "02", "06", "07"),
         ),
         Asset(
             name="efficientnet_lite2",
@@ -147,7 +147,7 @@ ASSETS: dict[str, Asset] = {
             licence="MIT",
             citation="Xiao, Rasul & Vollgraf, Fashion-MNIST (arXiv:1708.07747, 2017)",
             fallback="torchvision.datasets.FashionMNIST(download=True): `python -m tlcourse.assets fetch fashion_mnist --online`",
-            used_in=("01", "02", "06"),
+            used_in=("01", "02", "06", "07"),
             pool_path="pool/main/d/dataset-fashion-mnist/dataset-fashion-mnist_0.0~git20200523.55506a9-1_all.deb",
             package_sha256="39e172fe32dd318ebb3e512220c3beea2fa47d7e20bab348fb4e0922d6beefc0",
         ),

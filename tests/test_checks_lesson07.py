@@ -1,0 +1,92 @@
+"""Lesson-07 exercise checks: right answers pass; wrong answers, wrong types and stubs get a verdict, never a traceback."""
+
+import math
+
+import pytest
+
+from tlcourse.checks import lesson07
+
+
+def stub(*args, **kwargs):
+    raise NotImplementedError()
+
+
+def crash(*args, **kwargs):
+    raise KeyError("oops")
+
+
+def batch_plan(global_batch, processes, n_samples):
+    return global_batch // processes, math.ceil(n_samples / global_batch)
+
+
+def scaled_lr(lr, base_batch, new_batch, rule="linear"):
+    ratio = new_batch / base_batch
+    return lr * (ratio if rule == "linear" else ratio**0.5)
+
+
+def torchrun_command(nodes, gpus_per_node, node_rank, master_addr, master_port, args):
+    return ["--nnodes", str(nodes), "--nproc_per_node", str(gpus_per_node), "--node_rank", str(node_rank),
+            "--master_addr", master_addr, "--master_port", str(master_port), "-m", "tlcourse.run", *args]  # fmt: skip
+
+
+CASES = {
+    "plan": (lesson07.check_batch_plan, batch_plan,
+             [lambda b, p, n: (b, math.ceil(n / b)),  # no split
+              lambda b, p, n: (b // p, math.ceil(n / (b * p))),  # accelerate's default, not split_batches
+              lambda b, p, n: (b // p, n // b),  # drops the last batch
+              lambda b, p, n: b // p, lambda b, p, n: (b / p, math.ceil(n / b))]),
+    "lr": (lesson07.check_scaled_lr, scaled_lr,
+           [lambda lr, b, n, rule="linear": lr * n / b,  # always linear
+            lambda lr, b, n, rule="linear": lr * (b / n if rule == "linear" else (b / n) ** 0.5),  # upside down
+            lambda lr, b, n, rule="linear": lr, lambda lr, b, n, rule="linear": str(lr)]),
+    "torchrun": (lesson07.check_torchrun_command, torchrun_command,
+                 [lambda nodes, g, r, a, p, args: ["--nnodes", str(nodes), "--nproc_per_node", str(nodes * g),
+                                                   "--node_rank", str(r), "--master_addr", a, "--master_port", str(p),
+                                                   "-m", "tlcourse.run", *args],  # the world size per node
+                  lambda nodes, g, r, a, p, args: torchrun_command(nodes, g, 0, a, p, args),  # every node rank 0
+                  lambda nodes, g, r, a, p, args: torchrun_command(nodes, g, r, a, p, args)[:-len(args)] + ["x"],
+                  lambda nodes, g, r, a, p, args: " ".join(torchrun_command(nodes, g, r, a, p, args)),
+                  lambda nodes, g, r, a, p, args: ["--nnodes", nodes]]),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_right_wrong_stub_and_crash(name, capsys):
+    check, right, wrongs = CASES[name]
+    assert check(right) is True
+    assert capsys.readouterr().out.startswith("✅")
+    for wrong in wrongs:
+        assert check(wrong) is False, wrong
+        out = capsys.readouterr().out
+        assert out.startswith("❌") and len(out.strip().splitlines()) == 1 and "Traceback" not in out, out
+    assert check(stub) is False
+    assert capsys.readouterr().out.startswith("⏳")
+    assert check(crash) is False
+    assert "KeyError" in capsys.readouterr().out
+    assert check("not a function") is False
+
+
+@pytest.mark.parametrize(
+    ("name", "wrong", "words"),
+    [("plan", 0, "GLOBAL batch"), ("plan", 1, "accelerate's default"), ("plan", 2, "round the number of steps up"),
+     ("lr", 0, "that is the linear rule"), ("lr", 1, "upside down"), ("torchrun", 0, "ONE node"),
+     ("torchrun", 1, "its own --node_rank")],
+)  # fmt: skip
+def test_typical_wrong_answers_get_their_own_hint(name, wrong, words, capsys):
+    check, _, wrongs = CASES[name]
+    assert check(wrongs[wrong]) is False
+    out = capsys.readouterr().out
+    assert "Hint:" in out and words in out, out
+
+
+def test_checks_report_on_the_lesson_numbers(capsys):
+    assert lesson07.check_batch_plan(batch_plan, n_train=1000, global_batch=32) is True
+    assert (
+        "32 steps per epoch on 1 process (32 images a step) and 32 steps on 2 (16 per process)"
+        in capsys.readouterr().out
+    )
+    assert lesson07.check_scaled_lr(scaled_lr) is True
+    assert "linear 0.0024, sqrt 0.00085" in capsys.readouterr().out
+    assert lesson07.check_torchrun_command(torchrun_command) is True
+    assert "a world of 8 processes: a global batch of 32 gives 4 images per process" in capsys.readouterr().out
+    assert lesson07.check_torchrun_command(lambda *a: ["torchrun", *torchrun_command(*a)]) is True  # the word itself
