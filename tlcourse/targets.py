@@ -94,8 +94,7 @@ def on_white(img, size: int = 160) -> np.ndarray:
 def tuxpaint(size: int = 160) -> Target:
     """187 Tux Paint photo stamps in 7 classes, composited on white and padded to a square (uint8 [N,size,size,3])."""
     images, labels = _read_folder("tuxpaint", TUXPAINT_CLASSES, lambda img: on_white(img, size))
-    title = "Tux Paint photo stamps (GPL-2.0-or-later)"
-    return Target("tuxpaint", title, np.stack(images), labels, TUXPAINT_CLASSES, "GPL-2.0-or-later")
+    return Target("tuxpaint", "Tux Paint photo stamps", np.stack(images), labels, TUXPAINT_CLASSES, "GPL-2.0-or-later")
 
 
 def fashion(n_per_class: int = 100, seed: int = 0) -> Target:

@@ -88,7 +88,7 @@ def h_score(features, labels, shrinkage: bool = True) -> float:
     With fewer images than feature dimensions cov(f) is singular: the original score (shrinkage=False, with a
     pseudo-inverse) then equals K − 1 whatever the labels. shrinkage=True uses the Ledoit-Wolf estimate
     cov_a(f) = (1 − a) cov(f) + a μ I (μ: the mean variance, a: the shrinkage the data call for) and scales the
-    between-class part by (1 − a) alike (Ibrahim, Ponomareva & Mazumder, "Newer is not always better", ICLR 2022).
+    between-class part by (1 − a) alike (Ibrahim, Ponomareva & Mazumder, "Newer is not always better", 2022).
     The original is unchanged by any invertible linear map of the features, the shrunk one by a common scale.
     Computed through the SVD of the centred features, so it costs O(N²D), not the O(D³) of inverting cov(f).
     """
