@@ -200,7 +200,7 @@ def test_train_dann_on_one_process_is_the_plain_loop_bit_for_bit(fresh_accelerat
 
 # --- two processes (gloo on the CPU): they train, agree, and match one process -------------------------------------
 TINY = ["--small", "8", "--epochs", "2", "--batch-size", "16", "--size", "32", "--val-per-class", "2",
-        "--test-per-class", "5", "--seeds", "0", "--strategies", "full", "progressive unfreezing"]  # fmt: skip
+        "--test-per-class", "5", "--seeds", "0", "--strategies", "full", "progressive unfreezing", "random init"]  # fmt: skip
 # Tolerance: the same global batch of 16 (8 per process, drawn and augmented by process 0 exactly as one process
 # draws it), DDP averaging the two halves' gradients: the runs differ only in float rounding (summation order), so
 # losses agree to 1e-5 (seen here: ~2e-7) and the predicted classes of the 50 test images are the same.
@@ -209,7 +209,9 @@ LOSS_TOL = 1e-5
 
 def test_two_processes_train_agree_and_match_one_process():
     """Lesson 02 (Lite0 on Fashion-MNIST, 80 images, 2 epochs, augmentation on) through `torchrun --nproc_per_node 2`;
-    progressive unfreezing thaws stages between epochs, so DDP must re-wrap the model (distributed.wraps_again)."""
+    progressive unfreezing thaws stages between epochs, so DDP must re-wrap the model (distributed.wraps_again).
+    "random init" trains BatchNorm on batch statistics: each process normalises its own half batch, so it is not the
+    one-process run, but the processes must still end equal (distributed.sync_buffers)."""
     from tlcourse import launch
 
     one = launch.launch("finetune", TINY, processes=1, threads_per_process=1, timeout=600)
@@ -218,6 +220,8 @@ def test_two_processes_train_agree_and_match_one_process():
     for a, b in zip(one["rows"], two["rows"], strict=True):
         assert b["train_loss"][-1] < b["train_loss"][0], "it trains"
         assert len(b["weights"]) == 2 and b["weights"][0] == b["weights"][1], "the processes hold bit-equal weights"
+        if a["strategy"] == "random init":
+            continue
         assert max(abs(x - y) for x, y in zip(a["train_loss"], b["train_loss"], strict=True)) < LOSS_TOL
         assert abs(a["test_loss"] - b["test_loss"]) < 10 * LOSS_TOL
         assert a["val_acc"] == b["val_acc"] and a["test_pred"] == b["test_pred"]

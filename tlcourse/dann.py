@@ -153,7 +153,8 @@ def train_dann(
 
     device defaults to `config.get_device()` (a GPU when there is one, as in Colab), as in `train.fit`; it runs
     under accelerate like `train.fit` (one process: the plain loop's numbers; several: global batches split, the
-    gradients of model and discriminator averaged, the metrics summed over the processes).
+    gradients of model and discriminator averaged, the metrics summed over the processes; BatchNorm statistics are
+    each process's own slice's, so several processes train close to, not exactly like, one).
 
     Returns per-epoch lists: class_loss, domain_loss, domain_acc (discriminator accuracy on both batches),
     lambda (λ at the epoch's end), target_acc (on eval_loader, if given), seconds.
@@ -205,9 +206,10 @@ def train_dann(
             dom_acc = float((dom_logits.argmax(1) == dom_y).float().mean())
             sums += [class_loss.item(), domain_loss.item(), dom_acc]
             n += 1
-        if acc.num_processes > 1:  # the mean over every process's steps
+        if acc.num_processes > 1:  # the mean over every process's steps; the main process's BatchNorm statistics
             *total, n = distributed.sum_over_processes(acc, [*sums.tolist(), n], device)
             sums = np.array(total)
+            distributed.sync_buffers(acc, step_module)
         means = sums / max(n, 1)
         history["class_loss"].append(float(means[0]))
         history["domain_loss"].append(float(means[1]))

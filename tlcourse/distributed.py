@@ -146,6 +146,18 @@ def wraps_again(acc, model: nn.Module, wrapped: nn.Module, before: list[bool]) -
     return acc.prepare_model(model)
 
 
+def sync_buffers(acc, model: nn.Module) -> None:
+    """Give every process the main process's buffers (BatchNorm running statistics), as DDP does before each forward.
+
+    In train mode each process updates its statistics on its own slice of the batch; after an epoch they differ a
+    little, so validation (split over the processes) and the returned model would too. No-op on one process.
+    """
+    if acc.num_processes == 1:
+        return
+    for buf in model.buffers():
+        torch.distributed.broadcast(buf.data, src=0)
+
+
 def sum_over_processes(acc, values: list[float], device: torch.device) -> list[float]:
     """Element-wise sum of `values` over the processes (the values themselves on one process)."""
     if acc.num_processes == 1:

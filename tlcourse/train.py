@@ -113,7 +113,9 @@ def fit(
     Runs under accelerate (`accelerator`, default `distributed.accelerator()`): in a notebook (one process) the
     numbers are exactly those of the plain loop; under `accelerate launch` / `torchrun` each batch of `train_loader`
     is the global batch, split over the processes, DDP averages the gradients, the metrics are summed over the
-    processes and only the main process shows a progress bar. Every process returns the same history.
+    processes and only the main process shows a progress bar. Every process returns the same history. BatchNorm
+    layers in train mode normalise each process's slice with its own statistics (no SyncBatchNorm): such a model
+    trains close to, not exactly like, one process; after every epoch all processes take the main one's statistics.
     """
     from tqdm.auto import tqdm
 
@@ -164,8 +166,9 @@ def fit(
             bar.update(1)
             bar.set_postfix(loss=f"{loss_sum / total:.3f}")
         bar.close()
-        if multi:  # every process's share of the epoch
+        if multi:  # every process's share of the epoch; the main process's BatchNorm statistics for all
             total, correct, loss_sum = distributed.sum_over_processes(acc, [total, correct, loss_sum], device)
+            distributed.sync_buffers(acc, model)
         history["seconds"].append(time.perf_counter() - start)
         history["train_loss"].append(loss_sum / max(total, 1))
         history["train_acc"].append(correct / max(total, 1))
