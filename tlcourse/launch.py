@@ -22,16 +22,38 @@ from pathlib import Path
 LAUNCHERS = ("accelerate", "torchrun")
 
 
-def command(experiment: str, options: list[str] = (), processes: int = 1, launcher: str = "accelerate") -> list[str]:
-    """The argv of `python -m tlcourse.run experiment options` on `processes` CPU processes (launcher for N > 1)."""
+def command(experiment: str, options: list[str] = (), processes: int = 1, launcher: str = "accelerate",
+            port: int | None = None) -> list[str]:  # fmt: skip
+    """The argv of `python -m tlcourse.run experiment options` on `processes` CPU processes (launcher for N > 1);
+    `port`: where process 0 listens (default: the launcher's, 29500)."""
     if launcher not in LAUNCHERS:
         raise ValueError(f"unknown launcher {launcher!r}; choose one of {list(LAUNCHERS)}")
     run = ["-m", "tlcourse.run", experiment, *options]
     if processes == 1:
         return [sys.executable, *run]
     if launcher == "accelerate":
-        return [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(processes), "--cpu", *run]
-    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes), *run]
+        at = [] if port is None else ["--main_process_port", str(port)]
+        return [
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--num_processes",
+            str(processes),
+            "--cpu",
+            *at,
+            *run,
+        ]
+    at = [] if port is None else ["--master_port", str(port)]
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes), *at, *run]
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now (so two runs at once do not meet on the launchers' default port)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def shell(cmd: list[str]) -> str:
@@ -53,7 +75,8 @@ def launch(experiment: str, options: list[str] = (), processes: int = 1, threads
     with the command's last error line.
     """
     out = Path(tempfile.mkdtemp(prefix="tlcourse-launch-")) / "result.json"
-    cmd = command(experiment, [*options, "--out", str(out), "--no-progress"], processes, launcher)
+    port = free_port() if processes > 1 else None
+    cmd = command(experiment, [*options, "--out", str(out), "--no-progress"], processes, launcher, port)
     env = {**os.environ, "TQDM_DISABLE": "1"}
     if threads_per_process is not None:
         env["OMP_NUM_THREADS"] = str(threads_per_process)
