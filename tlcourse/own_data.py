@@ -134,6 +134,7 @@ def text_dataset(data, text: str = "text", label: str = "label", val_fraction: f
     Labels may be strings (classes in sorted order, or in the order of `label_names`) or integers 0..C−1. The split is
     seeded and stratified by label; test_fraction=0 leaves no test split.
     """
+    import pandas as pd
     from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
     from sklearn.model_selection import train_test_split
 
@@ -155,7 +156,7 @@ def text_dataset(data, text: str = "text", label: str = "label", val_fraction: f
         codes = df["label"].astype(str).map({str(n): i for i, n in enumerate(label_names)})
     if df["label"].nunique() < 2:
         raise ValueError(f"only one label value ({values}): a classifier needs at least two")
-    df = _frame(df["text"], codes)
+    df = pd.DataFrame({"text": df["text"], "label": np.asarray(codes, np.int64)})
     idx = np.arange(len(df))
     parts, rest = {}, idx
     for name, frac in (("test", test_fraction), ("validation", val_fraction)):
@@ -172,9 +173,3 @@ def text_dataset(data, text: str = "text", label: str = "label", val_fraction: f
     feats = Features({"text": Value("string"), "label": ClassLabel(names=[str(n) for n in label_names])})
     return DatasetDict({k: Dataset.from_pandas(df.iloc[np.sort(parts[k])].reset_index(drop=True), features=feats,
                                                preserve_index=False) for k in ("train", "validation", "test") if k in parts})  # fmt: skip
-
-
-def _frame(texts, codes):
-    import pandas as pd
-
-    return pd.DataFrame({"text": list(texts), "label": np.asarray(codes, np.int64)})
