@@ -1,6 +1,10 @@
 """The verdict base (tlcourse.checks.base): one line per outcome, never a traceback — except that under nbgrader a
 verdict other than ✅ is raised after it is printed, so that a check cell is an autograded test."""
 
+import shutil
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -84,3 +88,46 @@ def test_a_regular_install_ships_the_checks_package():
     assert not missing, (
         f"pyproject.toml's [tool.setuptools] packages lacks {missing}: a regular install would not ship it"
     )
+
+
+def test_a_wheel_ships_every_package_file(tmp_path):
+    """Data files inside tlcourse/ (lesson 06's checksums) reach a regular install only through package-data."""
+    tomllib = pytest.importorskip("tomllib")
+    root = Path(__file__).resolve().parent.parent
+    globs = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["package-data"]
+    data = [
+        p.relative_to(root / "tlcourse")
+        for p in (root / "tlcourse").rglob("*")
+        if p.is_file() and p.suffix not in (".py", ".pyc") and "__pycache__" not in p.parts
+    ]
+    assert data, "tlcourse/sha256/*.sha256 should be there"
+    unshipped = [str(p) for p in data if not any(p.match(g) for g in globs["tlcourse"])]
+    assert not unshipped, f"pyproject.toml's package-data does not ship {unshipped}"
+    src = tmp_path / "src"  # a clean copy: an in-tree build/ folder could hold files deleted since
+    shutil.copytree(root / "tlcourse", src / "tlcourse", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(root / name, src / name)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(src),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    (wheel,) = tmp_path.glob("tlcourse-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    expected = {f"tlcourse/{p.as_posix()}" for p in data} | {
+        p.relative_to(root).as_posix() for p in (root / "tlcourse").rglob("*.py")
+    }
+    assert expected <= names, f"the wheel lacks {sorted(expected - names)}"

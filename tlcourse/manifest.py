@@ -7,8 +7,21 @@ and the same files reach Google Colab. `tlcourse.assets` fetches and verifies th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from importlib import resources
 
-from tlcourse.checksums import TEXTILE, TUXPAINT, table
+
+def table(name: str) -> dict[str, str]:
+    """{file name: sha256} from tlcourse/sha256/<name>.sha256, `sha256sum` output in the order written.
+
+    Lesson 06's two image-folder assets have a row per file (<class>/<file>: the folder is the label), kept out of this
+    module so it stays readable; `sha256sum -c` in the asset's cache folder checks them too. textile: the first 200
+    images (by name) of each of conformal-clip-data 0.1.4's 3 classes. tuxpaint: every photo stamp of 7 categories of
+    tuxpaint-stamps-default 2022.06.04-1, without the cartoon/, toys/ and plastic/ folders (drawings and a toy bear),
+    sub-folders kept in the name, in the order of the files inside the .deb (which is read front to back).
+    """
+    text = resources.files("tlcourse").joinpath("sha256", f"{name}.sha256").read_text(encoding="utf-8")
+    rows = [line.split(maxsplit=1) for line in text.splitlines() if line.strip()]
+    return {file.strip(): sha for sha, file in rows}
 
 
 @dataclass(frozen=True)
@@ -284,7 +297,7 @@ ASSETS: dict[str, Asset] = {
             source="pypi",
             package="conformal-clip-data",
             version="0.1.4",
-            files={f: (_TEXTILE + f, sha) for f, sha in table(TEXTILE).items()},
+            files={f: (_TEXTILE + f, sha) for f, sha in table("textile").items()},
             licence="MIT",
             citation="Megahed et al., conformal prediction with CLIP for few-shot textile inspection (arXiv:2501.12596, 2025)",
             fallback="github.com/fmegahed/conformal-clip-data (the same images)",
@@ -296,7 +309,7 @@ ASSETS: dict[str, Asset] = {
             source="deb",
             package="tuxpaint-stamps-default",
             version="2022.06.04-1",
-            files={f: (_tuxpaint_member(f), sha) for f, sha in table(TUXPAINT).items()},
+            files={f: (_tuxpaint_member(f), sha) for f, sha in table("tuxpaint").items()},
             licence="GPL-2.0-or-later",
             citation="Kendrick et al., Tux Paint stamps (2002-2022), packaged by Debian (tuxpaint-stamps)",
             fallback="sourceforge.net/projects/tuxpaint (tuxpaint-stamps release 2022.06.04)",

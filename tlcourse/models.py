@@ -5,7 +5,6 @@ Nothing here touches a model hub: weights come from `tlcourse.assets`, verified 
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -130,8 +129,6 @@ def load_minilm(num_labels: int | None = None, name: str | None = None):
 
     local = name is None
     src, kwargs = (str(minilm_path()), {"local_files_only": True}) if local else hub.text_source(name)
-    if local:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
     tok = AutoTokenizer.from_pretrained(src, **kwargs)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the "newly initialized classifier" notice is expected: we say so in the lesson

@@ -5,8 +5,9 @@
     accelerate launch --num_processes 2 --cpu -m tlcourse.run finetune --strategies full --smoke
     torchrun --nproc_per_node 2 -m tlcourse.run lora --seeds 0      # the same command on 2 processes
 
-The same command runs unchanged in one process and under `accelerate launch` / `torchrun`: `train.fit` and the
-Trainer split each global batch over the processes. Only the main process prints and writes the results file (JSON,
+The same command runs unchanged in one process and under `accelerate launch` / `torchrun`: `train.fit` splits each
+global batch over the processes (finetune's --batch-size is global); the Trainer gives each process its own batch
+(sentiment's and lora's --batch-size is per process). Only the main process prints and writes the results file (JSON,
 atomically; default results/runs/<experiment>.json, or results/smoke/runs/ in smoke mode; --out elsewhere).
 --dry-run checks the options, the assets and the processes, and exits without training.
 """
