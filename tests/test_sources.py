@@ -190,3 +190,25 @@ def test_fine_tune_ground_truth_chooses_the_rate_on_validation():
     res = ranking.fine_tune_ground_truth("lite0", x, y, splits, lrs=(1e-4, 3e-4), size=32, epochs=1, progress=False)
     assert res.lr in (1e-4, 3e-4) and res.val_by_lr[res.lr] == max(res.val_by_lr.values())
     assert len(res.test_acc) == 2 and len(res.train_seconds) == 3  # two rates on the first subset, one on the second
+
+
+def test_within_noise_adjusts_for_comparing_the_best_with_every_other_source():
+    accs = {"a": [0.90, 0.91, 0.92], "b": [0.85, 0.87, 0.84], "c": [0.89, 0.90, 0.93]}
+    from tlcourse import stats
+
+    assert stats.compare_scores(accs["a"], accs["b"]).verdict == "A beats B"  # alone, at 95%: a "win"
+    top = ranking.within_noise(accs)  # a vs b and a vs c: each at 97.5%, 95% together
+    assert [c.level for c in top.comparisons.values()] == pytest.approx([0.975, 0.975]) and top.level == 0.95
+    assert top.ok("b") and "97.5% CI" in str(top.comparisons["b"]) and "2 comparisons" in top.family()
+    assert ranking.within_noise({"a": [0.9, 0.91], "b": [0.5, 0.52]}).comparisons["b"].level == 0.95  # one: as is
+
+
+def test_chance_of_hits_is_the_binomial_tail_and_handles_unequal_chances():
+    from scipy import stats as st
+
+    assert ranking.chance_of_hits([0.6] * 5, 4) == pytest.approx(st.binom.sf(3, 5, 0.6))
+    assert ranking.chance_of_hits([0.8, 0.2], 2) == pytest.approx(0.16)
+    assert ranking.chance_of_hits([0.8, 0.2], 1) == pytest.approx(1 - 0.2 * 0.8)
+    assert ranking.chance_of_hits([0.5, 0.5], 0) == 1.0
+    with pytest.raises(ValueError, match="hits in 0..2"):
+        ranking.chance_of_hits([0.5, 0.5], 3)

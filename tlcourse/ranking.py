@@ -164,27 +164,40 @@ class Top:
     best: str
     tied: tuple[str, ...]
     comparisons: dict[str, stats.Comparison]  # other source -> best minus it, over the paired subsets
+    level: float = 0.95  # the family's level: every comparison's interval holds together with this probability
 
     def ok(self, source: str) -> bool:
         """Is `source` the best or within noise of it?"""
         return source in self.tied
+
+    def family(self) -> str:
+        """How the intervals were adjusted, e.g. 'Bonferroni: 3 comparisons with the best, each at 98.3%, 95% together'."""
+        m = len(self.comparisons)
+        each = next(iter(self.comparisons.values())).level
+        return (
+            f"Bonferroni: {m} comparison{'s' if m != 1 else ''} with the best, each interval at {each:.1%}, "
+            f"{self.level:.0%} together"
+        )
 
 
 def within_noise(accs: Mapping[str, Sequence[float]], level: float = 0.95) -> Top:
     """The best source by mean accuracy and every source whose paired difference from it (one accuracy per labelled
     subset, the same subsets for all) is a tie within noise by `stats.compare_scores`.
 
-    The best is picked after looking, so its lead is a little optimistic (the winner's curse); with several sources
+    The best is picked after looking, and it is compared with every other source: m comparisons, each of which could
+    come out "beats" by chance. So each interval is taken at 1 − (1 − level)/m (Bonferroni), and all m hold together
+    with probability ≥ `level`. The best's lead stays a little optimistic (the winner's curse); with several sources
     within noise of it, "the best" is only the one that happened to come first.
     """
     if len(accs) < 2:
         raise ValueError(f"need at least two sources to compare, got {list(accs)}")
     best = max(accs, key=lambda s: np.mean(accs[s]))
+    each = 1 - (1 - level) / (len(accs) - 1)
     comparisons = {
-        s: stats.compare_scores(accs[best], a, a=best, b=s, level=level) for s, a in accs.items() if s != best
+        s: stats.compare_scores(accs[best], a, a=best, b=s, level=each) for s, a in accs.items() if s != best
     }
     tied = (best, *(s for s, c in comparisons.items() if c.verdict == "tie within noise"))
-    return Top(best, tied, comparisons)
+    return Top(best, tied, comparisons, level)
 
 
 def pick_rate(values: Mapping[str, Sequence[float]], top: Top) -> tuple[int, int]:
@@ -194,6 +207,21 @@ def pick_rate(values: Mapping[str, Sequence[float]], top: Top) -> tuple[int, int
     table = np.array([values[s] for s in names])  # [sources, subsets]
     picks = [names[i] for i in table.argmax(0)]
     return sum(top.ok(p) for p in picks), len(picks)
+
+
+def chance_of_hits(chances: Sequence[float], hits: int) -> float:
+    """P(at least `hits` successes) when trial i succeeds with probability chances[i], independently: how often a
+    source drawn at random would have done as well as a score whose pick was right on `hits` targets (on target i a
+    random pick is right with chance[i] = tied sources / sources). Exact (the Poisson-binomial tail)."""
+    p = np.asarray(chances, dtype=float)
+    if ((p < 0) | (p > 1)).any() or not 0 <= hits <= len(p):
+        raise ValueError(f"chances must lie in [0, 1] and hits in 0..{len(p)}; got {list(p)}, {hits}")
+    dist = np.zeros(len(p) + 1)  # dist[k] = P(k successes so far)
+    dist[0] = 1.0
+    for q in p:
+        dist[1:] = dist[1:] * (1 - q) + dist[:-1] * q
+        dist[0] *= 1 - q
+    return float(dist[hits:].sum())
 
 
 def kendall_tau(score: Mapping[str, float], truth: Mapping[str, float]) -> float:

@@ -103,7 +103,7 @@ class Comparison:
 
     def points(self) -> str:
         """E.g. '+1.6 points (95% CI +0.4 to +2.8)'."""
-        return f"{_signed(100 * self.diff)} points ({100 * self.level:g}% CI {self.ci()})"
+        return f"{_signed(100 * self.diff)} points ({100 * self.level:.4g}% CI {self.ci()})"
 
     def __str__(self) -> str:
         """One line, e.g. 'LP-FT beats probe: +1.6 points (95% CI +0.4 to +2.8, p=0.01, 3 seeds × 2,000 test items)'.
@@ -117,14 +117,14 @@ class Comparison:
         if self.lo > 0:
             return f"{self.verdict}: {details}"
         if self.hi < 0:  # told from the winner's side: "B beats A: +x points", the interval flipped with it
-            flipped = f"{_signed(-100 * self.diff)} points ({100 * self.level:g}% CI {_signed(-100 * self.hi)} to "
+            flipped = f"{_signed(-100 * self.diff)} points ({100 * self.level:.4g}% CI {_signed(-100 * self.hi)} to "
             return f"{self.verdict}: {flipped}{_signed(-100 * self.lo)}, {p}, {design})"
         return f"{self.a} vs {self.b}: tie within noise, {details}"
 
     def row(self) -> dict:
         """One row for a pandas table: comparison, A − B in points, the interval, p and the verdict."""
         return {"comparison": f"{self.a} vs {self.b}", "A − B (points)": round(100 * self.diff, 1),
-                f"{100 * self.level:g}% CI": self.ci(), "p": self.p, "verdict": self.verdict}  # fmt: skip
+                f"{100 * self.level:.4g}% CI": self.ci(), "p": self.p, "verdict": self.verdict}  # fmt: skip
 
 
 def verdict(cmp: Comparison) -> str:

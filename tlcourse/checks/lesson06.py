@@ -106,7 +106,8 @@ def check_ranking_prediction(fn: Callable, grid: Mapping[str, Mapping[str, float
             f"{n} {r[0]}{'' if top.ok(r[0]) else ' (beaten)'}" for n, r in score_rankings.items())  # fmt: skip
         tied = f" (tied within noise with {', '.join(s for s in top.tied if s != got[0])})" if len(top.tied) > 1 else ""
         where = "the best" if got[0] == top.best else "within noise of the best"
-        return f"your first pick {got[0]} is {where}{tied}; Kendall τ of your whole ranking {tau:+.2f}{others}."
+        odds = f" ({len(top.tied)} of {len(sources)} sources would have passed: a random first pick passes this often)"
+        return f"your first pick {got[0]} is {where}{tied}{odds}; Kendall τ of your whole ranking {tau:+.2f}{others}."
 
     return run_check("Exercise 6.2 (predict the ranking first)", body)
 
@@ -189,6 +190,7 @@ def check_budget_choice(fn: Callable, answers: Mapping[tuple[str, str], float],
                               "a score or probe ranks cheaply; a fine-tune is what you will ship — spend on that")  # fmt: skip
         best_text = "the best" if got == top.best else f"tied within noise with the best ({top.best})"
         return (f"you spent {ask.spent:.0f} of {seconds:.0f} s ({asked}) and chose {got}: fine-tuned test accuracy "
-                f"{np.mean(measured[got]):.3f}, {best_text}.")  # fmt: skip
+                f"{np.mean(measured[got]):.3f}, {best_text} — {len(top.tied)} of {len(measured)} sources would have "
+                "passed, so read your choice as reasonable, not as proof of your method.")  # fmt: skip
 
     return run_check("Exercise 6.3 (a source under a budget)", body)
