@@ -136,3 +136,24 @@ def test_budget_charges_once_and_tells_what_is_left():
         assert "only 1.0 s of 12.0 s are left" in str(e)
     else:
         raise AssertionError("the budget let an unaffordable fine-tune through")
+
+
+def _class_means(f, y):
+    g = np.zeros_like(f)
+    for c in np.unique(y):
+        g[y == c] = f[y == c].mean(0)
+    return g
+
+
+def test_h_score_check_names_inv_instead_of_pinv_and_mixed_normalisations():
+    def with_inv(f, y):
+        return float(np.trace(np.linalg.inv(np.cov(f, rowvar=False)) @ np.cov(_class_means(f, y), rowvar=False)))
+
+    def mixed(f, y):
+        cov_f = np.cov(f, rowvar=False, bias=True)
+        return float(np.trace(np.linalg.pinv(cov_f) @ np.cov(_class_means(f, y), rowvar=False)))
+
+    ok, line = verdict(c6.check_h_score, with_inv)
+    assert not ok and "singular" in line and "np.linalg.pinv" in line
+    ok, line = verdict(c6.check_h_score, mixed)
+    assert not ok and "same normalisation" in line

@@ -43,11 +43,18 @@ def check_h_score(fn: Callable, lesson_features: Mapping[str, np.ndarray] | None
                 continue
             means = np.stack([f[y == c].mean(0) for c in np.unique(y)])
             per_class = float(np.trace(np.linalg.pinv(np.cov(f, rowvar=False)) @ np.cov(means, rowvar=False)))
+            g = np.zeros_like(f)
+            for c in np.unique(y):
+                g[y == c] = f[y == c].mean(0)
+            mixed = [float(np.trace(np.linalg.pinv(np.cov(f, rowvar=False, bias=bf)) @ np.cov(g, rowvar=False, bias=bg)))
+                     for bf, bg in ((True, False), (False, True))]  # fmt: skip
             if abs(float(got) - per_class) <= 1e-6 * max(1.0, abs(per_class)):
                 hint = ("cov(E[f | y]) is over the N images, each replaced by its class mean (so a big class weighs "
                         "more), not over the K class means")  # fmt: skip
-            elif not np.isfinite(got) or abs(float(got)) > 1e3 * max(1.0, abs(want)):
-                hint = "cov(f) can be singular: invert it with np.linalg.pinv, not np.linalg.inv"
+            elif any(abs(float(got) - m) <= 1e-6 * max(1.0, abs(m)) for m in mixed):
+                hint = "use the same normalisation for both covariances (np.cov's default, N − 1, for both)"
+            elif "singular" in what or not np.isfinite(got) or abs(float(got)) > 1e3 * max(1.0, abs(want)):
+                hint = "cov(f) is singular here: invert it with np.linalg.pinv, not np.linalg.inv"
             else:
                 hint = ("np.cov(f, rowvar=False) gives the [D,D] covariance; g[i] = mean of f over the images of "
                         "class y[i]; return np.trace(np.linalg.pinv(cov_f) @ cov_g)")  # fmt: skip
@@ -106,7 +113,7 @@ def check_ranking_prediction(fn: Callable, grid: Mapping[str, Mapping[str, float
             f"{n} {r[0]}{'' if top.ok(r[0]) else ' (beaten)'}" for n, r in score_rankings.items())  # fmt: skip
         tied = f" (tied within noise with {', '.join(s for s in top.tied if s != got[0])})" if len(top.tied) > 1 else ""
         where = "the best" if got[0] == top.best else "within noise of the best"
-        odds = f" ({len(top.tied)} of {len(sources)} sources would have passed: a random first pick passes this often)"
+        odds = f" ({len(top.tied)} of {len(sources)} sources would have passed: a random first pick had that chance)"
         return f"your first pick {got[0]} is {where}{tied}{odds}; Kendall τ of your whole ranking {tau:+.2f}{others}."
 
     return run_check("Exercise 6.2 (predict the ranking first)", body)
