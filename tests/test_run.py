@@ -80,6 +80,7 @@ def test_accelerate_launch_two_cpu_processes_smoke_matches_one_process():
         assert len(b["weights"]) == 2 and len(set(b["weights"])) == 1  # both processes hold bit-equal weights
         assert a["test_acc"] == b["test_acc"] and a["test_pred"] == b["test_pred"]
         assert abs(a["test_loss"] - b["test_loss"]) < 1e-5 and abs(a["train_loss"][0] - b["train_loss"][0]) < 1e-5
+        assert a["draws"] == b["draws"] and b["optimizer_steps"] == a["optimizer_steps"] * 2  # same examples, steps
 
 
 def test_launch_builds_the_commands_as_typed():
@@ -89,3 +90,39 @@ def test_launch_builds_the_commands_as_typed():
         "torchrun --nproc_per_node 2 -m tlcourse.run lora --seeds 0")  # fmt: skip
     assert launch.shell(launch.command("finetune", ["--strategies", "head only"])) == (
         "python -m tlcourse.run finetune --strategies 'head only'")  # fmt: skip
+
+
+def test_record_draws_counts_the_optimizer_steps_and_hashes_what_they_trained_on():
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from tlcourse import distributed, train
+
+    def run(max_steps=None, flip=False, seed=0):
+        torch.manual_seed(0)
+        x, y = torch.randn(40, 3), torch.arange(40) % 2
+        loader = DataLoader(TensorDataset(x, 1 - y if flip else y), batch_size=8, shuffle=True,
+                            generator=torch.Generator().manual_seed(seed))  # fmt: skip
+        with distributed.record_draws() as draws:
+            train.fit(torch.nn.Linear(3, 2), loader, epochs=2, max_steps_per_epoch=max_steps, progress=False,
+                      device="cpu")  # fmt: skip
+        return draws.all_steps(), draws.digest()
+
+    steps, digest = run()
+    assert steps == [10] and len(digest) == 12 and run() == (steps, digest)  # 2 epochs × 5 batches; deterministic
+    assert run(max_steps=2)[0] == [4]  # the batch fit pulls before it stops is not a step
+    assert run(flip=True)[1] != digest and run(seed=1)[1] != digest  # other labels, another order
+    assert distributed._DRAWS is None  # recording ends with the block
+
+
+def test_a_failed_launch_names_its_cause_not_the_launchers_relay():
+    from tlcourse.launch import _cause
+
+    stderr = """Traceback (most recent call last):
+  File "x.py", line 3, in <module>
+RuntimeError: The server socket has failed to listen on any local network address. port: 29500
+torch.distributed.elastic.multiprocessing.errors.ChildFailedError:
+subprocess.CalledProcessError: Command '['python', '-m', 'tlcourse.run']' returned non-zero exit status 1.
+"""
+    assert _cause(stderr, 1).startswith("RuntimeError: The server socket has failed to listen")
+    assert _cause("", 3) == "exit code 3" and _cause("just a line\n", 1) == "just a line"

@@ -8,18 +8,21 @@
 In a notebook there is one process and nothing changes: the model is not wrapped, the loaders are used as they are,
 the optimizer and scheduler wrappers step exactly once per batch, and every number is what the plain loop gave.
 Under `accelerate launch` or `torchrun` (several processes, gloo on CPUs, NCCL on GPUs) the loader's batch is the
-GLOBAL batch: process 0 draws it (the same order and augmentation as one process) and hands each process an equal
-slice (`split_batches` + `dispatch_batches`); DDP averages the gradients, so a step is the one-process step up to
-float rounding. The Trainer paths (text_models, peft_tools) use accelerate through transformers; they only need
+GLOBAL batch, each process training on an equal slice of it (`split_batches`), and process 0 alone iterates the
+loader (the same order and augmentation as one process) and sends each process its slice (`dispatch_batches`); DDP
+averages the gradients, so a step is the one-process step up to float rounding. `record_draws` shows it: the optimizer
+steps each process took and one hash of every step's images and labels. The Trainer paths (text_models, peft_tools) use accelerate through transformers; they only need
 `shared_tempdir` so every process reads the checkpoint the main process wrote.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import torch
@@ -56,8 +59,9 @@ def process_device() -> torch.device:
 def accelerator(mixed_precision: str | None = None):
     """A fresh `accelerate.Accelerator` for one training call.
 
-    The loader's batch is the global batch, split over the processes and drawn by process 0 (`split_batches`,
-    `dispatch_batches`); tensors are placed by the loops themselves (`device_placement=False`, so `fit(device=...)`
+    The loader's batch is the global batch, each process gets an equal slice of it (`split_batches`; accelerate's
+    default, False, gives every process a whole batch: N times the global batch, N times fewer steps per epoch), and
+    process 0 alone iterates the loader and sends the slices (`dispatch_batches`); tensors are placed by the loops themselves (`device_placement=False`, so `fit(device=...)`
     keeps working). mixed_precision: "no" (float32, what the lessons train with), "bf16" or "fp16"; None takes the
     launcher's choice (`accelerate launch --mixed_precision bf16`), else "no".
     """
@@ -92,7 +96,7 @@ def prepare_loader(acc, loader: Iterable) -> Iterable:
     from torch.utils.data import DataLoader
 
     if acc.num_processes == 1:
-        return loader
+        return loader if _DRAWS is None else _Recorded(loader, _DRAWS)
     batch_size = getattr(loader, "batch_size", None)
     if batch_size is not None and batch_size % acc.num_processes:
         raise ValueError(f"a batch of {batch_size} does not split evenly over {acc.num_processes} processes: choose a "
@@ -100,7 +104,94 @@ def prepare_loader(acc, loader: Iterable) -> Iterable:
     if isinstance(loader, DataLoader):  # the same batches in the same order, tensors in the default memory layout
         loader = DataLoader(loader.dataset, batch_sampler=_SameDraws(loader.batch_sampler, loader.generator),
                             collate_fn=_standard(loader.collate_fn), num_workers=loader.num_workers)  # fmt: skip
-    return acc.prepare_data_loader(loader, device_placement=True)  # the dispatcher sends each slice to this device
+    prepared = acc.prepare_data_loader(loader, device_placement=True)  # the dispatcher sends each slice to this device
+    return prepared if _DRAWS is None else _Recorded(prepared, _DRAWS)
+
+
+class Draws:
+    """What one training call drew on this process (see `record_draws`): `steps`, the optimizer steps taken, and per
+    step one short digest per training example of this process's slice (its input tensor's bytes and its label)."""
+
+    def __init__(self):
+        self.steps, self.batches, self._pending = 0, [], None
+
+    def note(self, batch) -> None:
+        """Note a batch a training loop was given: one digest per example, kept if an optimizer step follows."""
+        parts = list(batch.values()) if isinstance(batch, dict) else list(batch) if isinstance(batch, list | tuple) \
+            else [batch]  # fmt: skip
+        parts = [t.detach().cpu().contiguous() for t in parts if torch.is_tensor(t) and t.ndim > 0]
+        self._pending = [hashlib.blake2b(b"".join(t[i].numpy().tobytes() for t in parts), digest_size=8).hexdigest()
+                         for i in range(len(parts[0]))] if parts else None  # fmt: skip
+
+    def _stepped(self) -> None:  # an optimizer step: the batch it trained on is the last one yielded
+        self.steps += 1
+        if self._pending is not None:
+            self.batches.append(self._pending)
+            self._pending = None
+
+    def all_steps(self) -> list[int]:
+        """The optimizer steps of every process (one entry per process; collective: call it on every process)."""
+        from accelerate.utils import gather_object
+
+        return gather_object([self.steps]) if num_processes() > 1 else [self.steps]
+
+    def digest(self) -> str:
+        """One 12-hex-digit hash of every step's training examples in order, the processes' slices of each step put
+        back together in rank order: equal on 1 and N processes when process 0 drew the same images, order,
+        augmentation and labels as one process (collective: call it on every process)."""
+        from accelerate.utils import gather_object
+
+        mine = self.batches
+        per_process = gather_object([mine]) if num_processes() > 1 else [mine]
+        if len({len(b) for b in per_process}) != 1:
+            raise RuntimeError(f"the processes took different numbers of steps: {[len(b) for b in per_process]}")
+        h = hashlib.blake2b(digest_size=6)
+        for step in zip(*per_process, strict=True):
+            for part in step:  # rank 0's slice, then rank 1's, ...: the global batch
+                h.update("".join(part).encode())
+        return h.hexdigest()
+
+
+_DRAWS: Draws | None = None
+
+
+@contextlib.contextmanager
+def record_draws() -> Iterator[Draws]:
+    """Within the block, the training loaders that `prepare_loader` hands out (fit's) note what they yield, and every
+    optimizer step (any torch optimizer) keeps the batch last yielded, the one it trained on::
+
+        with distributed.record_draws() as draws:
+            model, hist, _ = finetune.train_strategy(...)
+        draws.all_steps(), draws.digest()      # [64, 64] and one hash, the same for 1 and 2 processes
+
+    Costs one blake2b hash per training example (a few milliseconds per batch of lesson 02's images)."""
+    global _DRAWS
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    if _DRAWS is not None:
+        raise RuntimeError("record_draws is already recording: one block at a time")
+    _DRAWS = draws = Draws()
+    hook = register_optimizer_step_post_hook(lambda optimizer, args, kwargs: draws._stepped())
+    try:
+        yield draws
+    finally:
+        hook.remove()
+        _DRAWS = None
+
+
+class _Recorded:
+    """A training loader that tells the recording `Draws` each batch it yields (and is otherwise the loader)."""
+
+    def __init__(self, loader: Iterable, draws: Draws):
+        self.loader, self.draws = loader, draws
+
+    def __iter__(self):
+        for batch in self.loader:
+            self.draws.note(batch)
+            yield batch
+
+    def __len__(self) -> int:
+        return len(self.loader)
 
 
 class _SameDraws:

@@ -86,13 +86,25 @@ def launch(experiment: str, options: list[str] = (), processes: int = 1, threads
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
     seconds = time.perf_counter() - start
     if res.returncode != 0 or not out.is_file():
-        last = next((ln for ln in reversed(res.stderr.splitlines()) if ln.strip()), f"exit code {res.returncode}")
-        raise RuntimeError(f"{shell(command(experiment, options, processes, launcher))} failed: {last.strip()}")
+        log = out.parent / "output.txt"  # everything the command printed, kept for the reader
+        log.write_text(f"$ {shlex.join(cmd)}\n--- stdout\n{res.stdout}\n--- stderr\n{res.stderr}")
+        raise RuntimeError(f"{shell(command(experiment, options, processes, launcher))} failed: "
+                           f"{_cause(res.stderr, res.returncode)} (its whole output: {log})")  # fmt: skip
     report = json.loads(out.read_text())
     out.unlink()
     out.parent.rmdir()
     return {**report, "command": shell(command(experiment, options, processes, launcher)),
             "launch_seconds": seconds, "stdout": res.stdout}  # fmt: skip
+
+
+def _cause(stderr: str, code: int) -> str:
+    """The line of a failed command's stderr that says why: the first exception line that is not a launcher merely
+    reporting that its child failed (accelerate's CalledProcessError, torchrun's ChildFailedError), else the last."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    relayed = ("CalledProcessError", "ChildFailedError", "torch.distributed.elastic")
+    errors = [ln for ln in lines if ("Error" in ln or "error:" in ln) and not any(r in ln for r in relayed)
+              and not ln.startswith(("File ", "Traceback", "raise "))]  # fmt: skip
+    return errors[0] if errors else lines[-1] if lines else f"exit code {code}"
 
 
 def asked_cpu_processes(parent: list[str] | None = None, env: dict | None = None) -> int | None:

@@ -108,22 +108,27 @@ def finetune_data(cfg: FinetuneConfig) -> dict:
 
 
 def run_finetune(cfg: FinetuneConfig, progress: bool) -> dict:
-    """Lesson 02: each strategy on each seed's subset with finetune.train_strategy; test accuracy and throughput."""
+    """Lesson 02: each strategy on each seed's subset with finetune.train_strategy; test accuracy and throughput.
+
+    Each row also says what the run trained on (distributed.record_draws): "optimizer_steps", one count per process,
+    and "draws", one hash of every step's images (augmented) and labels in order, the same on 1 and N processes."""
     from tlcourse import finetune
 
     d, rows = finetune_data(cfg), []
     for seed in cfg.seeds:
         for name in cfg.strategies:
-            model, hist, _ = finetune.train_strategy(
-                name, d["train"][seed], d["val"], size=cfg.size, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                augment=cfg.augment, seed=seed, test_data=d["test"], max_steps_per_epoch=cfg.max_steps_per_epoch,
-                model_name=cfg.model_name, progress=progress)  # fmt: skip
+            with distributed.record_draws() as draws:  # the optimizer steps, and a hash of the examples trained on
+                model, hist, _ = finetune.train_strategy(
+                    name, d["train"][seed], d["val"], size=cfg.size, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                    augment=cfg.augment, seed=seed, test_data=d["test"], max_steps_per_epoch=cfg.max_steps_per_epoch,
+                    model_name=cfg.model_name, progress=progress)  # fmt: skip
             n, steps = len(d["train"][seed][1]), cfg.max_steps_per_epoch
             seen = cfg.epochs * (n if steps is None else min(n, steps * cfg.batch_size))
             rows.append({"strategy": name, "seed": seed, "test_acc": hist["test_acc"], "test_loss": hist["test_loss"],
                          "train_loss": hist["train_loss"], "val_acc": hist["val_acc"],
                          "train_seconds": sum(hist["seconds"]), "samples_per_s": seen / sum(hist["seconds"]),
-                         "weights": distributed.agree(model), "test_pred": hist["test_pred"].tolist()})  # fmt: skip
+                         "weights": distributed.agree(model), "optimizer_steps": draws.all_steps(),
+                         "draws": draws.digest(), "test_pred": hist["test_pred"].tolist()})  # fmt: skip
             _say(f"{name:>22}  seed {seed}  test acc {hist['test_acc']:.3f}  {rows[-1]['samples_per_s']:.1f} samples/s")
     return {"rows": rows}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from pathlib import Path
 
 from tlcourse.checks.base import call, expect, expect_type, run_check
 
@@ -23,8 +24,11 @@ def check_batch_plan(fn: Callable, n_train: int | None = None, global_batch: int
             what = f"batch_plan({batch}, {procs}, {n})"
             expect(isinstance(got, tuple | list) and len(got) == 2, f"{what} returned {got!r}",
                    "return a pair: (images per process per step, steps per epoch)")  # fmt: skip
-            expect_type(got[0], int, f"{what}[0]")
-            expect_type(got[1], int, f"{what}[1]")
+            for i in (0, 1):
+                expect(not isinstance(got[i], float), f"{what}[{i}] is {got[i]!r}, a float",
+                       "use // (integer division) and round up with -(-a // b): a batch holds whole images, and a "
+                       "step is a whole step")  # fmt: skip
+                expect_type(got[i], int, f"{what}[{i}]")
             want = _plan(batch, procs, n)
             if tuple(got) == want:
                 continue
@@ -33,6 +37,10 @@ def check_batch_plan(fn: Callable, n_train: int | None = None, global_batch: int
             elif got[1] == math.ceil(n / (batch * procs)) and procs > 1:
                 hint = ("that is accelerate's default (every process draws a whole batch); with split_batches each "
                         "step uses one global batch, so the steps per epoch do not depend on the processes")  # fmt: skip
+            elif got[1] == math.ceil(n / (batch // procs)) and procs > 1:
+                hint = ("that counts the steps of one process's slice as if it went through all the images alone: "
+                        "the processes take their slices of ONE global batch at the same step, so a step consumes "
+                        "the global batch")  # fmt: skip
             elif got[1] == n // batch:
                 hint = "the last, shorter batch is a step too: round the number of steps up"
             else:
@@ -55,7 +63,8 @@ def _scaled(lr: float, base: int, new: int, rule: str) -> float:
 
 def check_scaled_lr(fn: Callable) -> bool:
     """Exercise 7.2: fn(lr, base_batch, new_batch, rule) -> the learning rate for the new global batch: "linear"
-    (Goyal et al., 2017: lr × new / base) or "sqrt" (lr × √(new / base), often used with Adam)."""
+    (lr × new / base: Goyal et al., 2017, for SGD with momentum, with a gradual warm-up) or "sqrt" (lr × √(new / base):
+    Krizhevsky, 2014, for SGD; Malladi et al., 2022, derive it for Adam and RMSProp)."""
 
     def body():
         cases = [(0.1, 256, 1024, "linear"), (3e-4, 32, 256, "linear"), (3e-4, 32, 256, "sqrt"),
@@ -68,17 +77,20 @@ def check_scaled_lr(fn: Callable) -> bool:
             if math.isclose(got, want, rel_tol=1e-9):
                 continue
             other = "sqrt" if rule == "linear" else "linear"
-            if math.isclose(got, _scaled(lr, base, new, other), rel_tol=1e-9):
+            if got == 0 and new < base:
+                hint = "new // base rounds a ratio below 1 down to 0: use true division, new / base"
+            elif math.isclose(got, _scaled(lr, base, new, other), rel_tol=1e-9):
                 hint = f"that is the {other} rule; this case asks for {rule!r}"
             elif math.isclose(got, _scaled(lr, new, base, rule), rel_tol=1e-9):
                 hint = "upside down: a larger batch gets a larger rate (new ÷ base, not base ÷ new)"
             else:
                 hint = "linear: lr × new / base; sqrt: lr × (new / base) ** 0.5"
             expect(False, f"{what} returned {got:.3g}, expected {want:.3g}", hint)
-        full = 3e-4  # lesson 02's full fine-tuning rate, at batch 32
-        return (f"lesson 02's rate {full:g} at batch 32, on 8 GPUs × 32: linear {call(fn, full, 32, 256, 'linear'):.2g}, "
-                f"sqrt {call(fn, full, 32, 256, 'sqrt'):.2g} — starting points with a warm-up, to be checked on validation, "
-                "not results.")  # fmt: skip
+        full = 3e-4  # lesson 02's full fine-tuning rate (AdamW), at batch 32
+        return (f"lesson 02's AdamW rate {full:g} at batch 32, on 8 GPUs × 32: sqrt {call(fn, full, 32, 256, 'sqrt'):.2g}, "
+                "the rule that matches this course's AdamW (Malladi et al., 2022, for adaptive methods); linear "
+                f"{call(fn, full, 32, 256, 'linear'):.2g}, SGD's rule (Goyal et al., 2017), shown for contrast. "
+                "Starting points with a warm-up, to be checked on validation, not results.")  # fmt: skip
 
     return run_check("Exercise 7.2 (a learning rate for a bigger batch)", body)
 
@@ -92,7 +104,8 @@ def _torchrun_args(argv: list[str]):
 def check_torchrun_command(fn: Callable, global_batch: int = 32) -> bool:
     """Exercise 7.3: fn(nodes, gpus_per_node, node_rank, master_addr, master_port, args) -> the argv (after the word
     `torchrun`) that starts `python -m tlcourse.run <args>` on node `node_rank` of a multi-node job; read back with
-    torchrun's own argument parser."""
+    torchrun's own argument parser. Node 0's address as --master_addr/--master_port (with --node_rank), or as a c10d
+    rendezvous, --rdzv_backend c10d --rdzv_endpoint addr:port (--node_rank optional there)."""
 
     def body():
         for nodes, gpus, rank, addr, port, args in [(2, 4, 1, "10.0.0.1", 29500, ["finetune", "--seeds", "0"]),
@@ -108,6 +121,9 @@ def check_torchrun_command(fn: Callable, global_batch: int = 32) -> bool:
                 a = _torchrun_args(got)
             except SystemExit:
                 expect(False, f"torchrun cannot parse {got}", "options first (--nnodes ...), then -m tlcourse.run")
+            expect(Path(a.training_script).name not in ("python", "python3"),
+                   f"{what}: torchrun would run the program {a.training_script!r}",
+                   "torchrun starts Python itself: leave out the word python and end with -m tlcourse.run ...")  # fmt: skip
             expect(str(a.nnodes) == str(nodes), f"{what}: --nnodes is {a.nnodes}, expected {nodes}",
                    "--nnodes is the number of machines")  # fmt: skip
             hint = (
@@ -116,10 +132,24 @@ def check_torchrun_command(fn: Callable, global_batch: int = 32) -> bool:
                 else "one process per GPU of the node"
             )
             expect(str(a.nproc_per_node) == str(gpus), f"{what}: --nproc_per_node is {a.nproc_per_node}", hint)
-            expect(a.node_rank == rank, f"{what}: --node_rank is {a.node_rank}, expected {rank}",
-                   "every node runs the same command except its own --node_rank (0 … nodes − 1)")  # fmt: skip
-            expect((a.master_addr, int(a.master_port)) == (addr, port), f"{what}: master {a.master_addr}:{a.master_port}",
-                   "--master_addr / --master_port: where node 0 listens, the same on every node")  # fmt: skip
+            flags = {w.split("=")[0].replace("-", "_") for w in got if w.startswith("--")}
+            rank_hint = "every node runs the same command except its own --node_rank (0 … nodes − 1)"
+            if a.rdzv_backend == "c10d":  # dynamic rendezvous: node ranks are assigned, --node_rank is optional
+                expect(a.rdzv_endpoint == f"{addr}:{port}", f"{what}: --rdzv_endpoint is {a.rdzv_endpoint!r}",
+                       f"--rdzv_endpoint addr:port, where node 0 listens ({addr}:{port} here), the same on every node")  # fmt: skip
+                expect("__node_rank" not in flags or a.node_rank == rank,
+                       f"{what}: --node_rank is {a.node_rank}, expected {rank}", rank_hint)  # fmt: skip
+            else:
+                expect(a.rdzv_backend == "static", f"{what}: --rdzv_backend {a.rdzv_backend}",
+                       "a rendezvous backend across machines: c10d with --rdzv_endpoint addr:port, or none at all "
+                       "with --master_addr/--master_port")  # fmt: skip
+                expect(a.node_rank == rank, f"{what}: --node_rank is {a.node_rank}, expected {rank}", rank_hint)
+                expect("__master_addr" in flags and a.master_port is not None,
+                       f"{what}: no --master_addr/--master_port (torchrun would wait at 127.0.0.1)",
+                       "add --master_addr/--master_port (or --rdzv_backend c10d --rdzv_endpoint addr:port)")  # fmt: skip
+                expect((a.master_addr, int(a.master_port)) == (addr, port),
+                       f"{what}: master {a.master_addr}:{a.master_port}",
+                       "--master_addr / --master_port: where node 0 listens, the same on every node")  # fmt: skip
             expect(a.module and a.training_script == "tlcourse.run" and a.training_script_args == list(args),
                    f"{what}: runs {a.training_script} {a.training_script_args} (module: {a.module})",
                    "end with -m tlcourse.run followed by the experiment's own arguments")  # fmt: skip
