@@ -157,3 +157,11 @@ def test_h_score_check_names_inv_instead_of_pinv_and_mixed_normalisations():
     assert not ok and "singular" in line and "np.linalg.pinv" in line
     ok, line = verdict(c6.check_h_score, mixed)
     assert not ok and "same normalisation" in line
+
+
+def test_budget_charges_the_shared_forward_pass_once_per_source_and_never_to_a_fine_tune():
+    ask = c6.Budget(ANSWERS, COSTS, 40.0, shared={"a": 5.0, "b": 5.0, "c": 5.0})
+    assert ask.cost("probe", "a") == 6.0 and ask("probe", "a") == 0.6 and ask.spent == 6.0
+    assert ask.cost("fine-tune", "b") == 10.0 and ask("fine-tune", "b") and ask.cost("probe", "b") == 6.0
+    ask("probe", "b")
+    assert ask.spent == 22.0 and ask.cost("probe", "c") == 6.0

@@ -154,7 +154,8 @@ def test_probe_ground_truth_chooses_c_on_validation_and_tests_every_subset():
     x, y = blobs(90)
     splits = [targets.split(y, 10, 5, seed=s) for s in range(3)]
     res = ranking.probe_ground_truth(x, y, splits, grid=(0.01, 1.0))
-    assert res.C in (0.01, 1.0) and res.val_by_C[res.C] == max(res.val_by_C.values())
+    assert len(res.C) == 3 and all(c in (0.01, 1.0) for c in res.C)
+    assert all(v[c] == max(v.values()) for c, v in zip(res.C, res.val_by_C, strict=True))  # each on its own validation
     assert len(res.test_acc) == 3 and all(
         len(p) == len(te) for p, (_, _, te) in zip(res.test_pred, splits, strict=True)
     )
@@ -199,8 +200,15 @@ def test_within_noise_adjusts_for_comparing_the_best_with_every_other_source():
     assert stats.compare_scores(accs["a"], accs["b"]).verdict == "A beats B"  # alone, at 95%: a "win"
     top = ranking.within_noise(accs)  # a vs b and a vs c: each at 97.5%, 95% together
     assert [c.level for c in top.comparisons.values()] == pytest.approx([0.975, 0.975]) and top.level == 0.95
-    assert top.ok("b") and "97.5% CI" in str(top.comparisons["b"]) and "2 comparisons" in top.family()
+    assert (
+        top.ok("b")
+        and "97.5% CI" in str(top.comparisons["b"])
+        and "2 comparisons" in top.family()
+        and top.comparisons["b"].p == pytest.approx(min(1, 2 * stats.compare_scores(accs["a"], accs["b"]).p))
+    )
     assert ranking.within_noise({"a": [0.9, 0.91], "b": [0.5, 0.52]}).comparisons["b"].level == 0.95  # one: as is
+    twins = {"a": accs["a"], "b": accs["b"], "c": [0.91, 0.90, 0.92]}  # a − b: p = 0.04 alone
+    assert ranking.resolved_pairs({"a": 3, "b": 1, "c": 2}, twins) == (0, 0)  # 3 pairs: each at 98.33%, none resolved
 
 
 def test_chance_of_hits_is_the_binomial_tail_and_handles_unequal_chances():

@@ -13,6 +13,7 @@ compared subset by subset (`stats.compare_scores`: a paired t interval over the 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -67,11 +68,11 @@ class SpanProbe:
 
 @dataclass(frozen=True)
 class ProbeResult:
-    """A source's linear probe on one target: the C chosen, the validation accuracy per C, and per labelled subset
-    the test accuracy and predictions; seconds spent (choosing C included)."""
+    """A source's linear probe on one target, per labelled subset: the C chosen on that subset's validation images,
+    its validation accuracy per C, the test accuracy and predictions; seconds spent (choosing C included)."""
 
-    C: float
-    val_by_C: dict[float, float]
+    C: tuple[float, ...]
+    val_by_C: tuple[dict[float, float], ...]
     test_acc: tuple[float, ...]
     test_pred: tuple[np.ndarray, ...]
     seconds: float
@@ -84,20 +85,22 @@ class ProbeResult:
 
 def probe_ground_truth(feats: np.ndarray, labels: np.ndarray, splits: Sequence[Split],
                        grid: Sequence[float] = C_GRID) -> ProbeResult:  # fmt: skip
-    """Scaled logistic probe per labelled subset; one C for the source, the best mean validation accuracy over the
-    subsets (ties go to the smaller C). The test images are used once, after C is chosen."""
+    """Scaled logistic probe per labelled subset, its C chosen on that subset's own validation images (ties go to the
+    smaller C), then tested once. Each subset chooses alone because one subset's validation images can be another's
+    test images: a C chosen on all of them together would have seen some of every subset's test images."""
     start = time.perf_counter()
     labels = np.asarray(labels)
     grid = sorted(float(c) for c in grid)
-    probes = [SpanProbe(feats[tr], labels[tr], grid[0]) for tr, _, _ in splits]  # one span per labelled subset
-    val = {
-        C: [p.at(C).score(feats[va], labels[va]) for p, (_, va, _) in zip(probes, splits, strict=True)] for C in grid
-    }
-    val_by_C = {C: float(np.mean(v)) for C, v in val.items()}
-    best = max(val_by_C, key=lambda c: (val_by_C[c], -c))
-    preds = tuple(p.at(best).predict(feats[te]) for p, (_, _, te) in zip(probes, splits, strict=True))
+    chosen, vals, preds = [], [], []
+    for tr, va, te in splits:
+        probe = SpanProbe(feats[tr], labels[tr], grid[0])  # one span per labelled subset, every C from it
+        val = {C: float(probe.at(C).score(feats[va], labels[va])) for C in grid}
+        best = max(val, key=lambda c: (val[c], -c))
+        chosen.append(best)
+        vals.append(val)
+        preds.append(probe.at(best).predict(feats[te]))
     accs = tuple(float((p == labels[te]).mean()) for p, (_, _, te) in zip(preds, splits, strict=True))
-    return ProbeResult(best, val_by_C, accs, preds, time.perf_counter() - start)
+    return ProbeResult(tuple(chosen), tuple(vals), accs, tuple(preds), time.perf_counter() - start)
 
 
 def score_table(feats: np.ndarray, logits: np.ndarray, labels: np.ndarray, splits: Sequence[Split],
@@ -171,12 +174,12 @@ class Top:
         return source in self.tied
 
     def family(self) -> str:
-        """How the intervals were adjusted, e.g. 'Bonferroni: 3 comparisons with the best, each at 98.3%, 95% together'."""
+        """How the intervals were adjusted, e.g. 'Bonferroni: 3 comparisons with the best, each interval at 98.33% …'."""
         m = len(self.comparisons)
         each = next(iter(self.comparisons.values())).level
         return (
-            f"Bonferroni: {m} comparison{'s' if m != 1 else ''} with the best, each interval at {each:.1%}, "
-            f"{self.level:.0%} together"
+            f"Bonferroni: {m} comparison{'s' if m != 1 else ''} with the best, each interval at {100 * each:.4g}% and "
+            f"each p × {m}, so the truly best is wrongly called beaten with at most {1 - self.level:.0%} chance"
         )
 
 
@@ -185,16 +188,20 @@ def within_noise(accs: Mapping[str, Sequence[float]], level: float = 0.95) -> To
     subset, the same subsets for all) is a tie within noise by `stats.compare_scores`.
 
     The best is picked after looking, and it is compared with every other source: m comparisons, each of which could
-    come out "beats" by chance. So each interval is taken at 1 − (1 − level)/m (Bonferroni), and all m hold together
-    with probability ≥ `level`. The best's lead stays a little optimistic (the winner's curse); with several sources
+    come out "beats" by chance. So each interval is taken at 1 − (1 − level)/m and each p-value multiplied by m
+    (Bonferroni): the chance that the truly best source is wrongly called beaten is then at most 1 − `level`. The best's lead stays a little optimistic (the winner's curse); with several sources
     within noise of it, "the best" is only the one that happened to come first.
     """
     if len(accs) < 2:
         raise ValueError(f"need at least two sources to compare, got {list(accs)}")
     best = max(accs, key=lambda s: np.mean(accs[s]))
-    each = 1 - (1 - level) / (len(accs) - 1)
-    comparisons = {
-        s: stats.compare_scores(accs[best], a, a=best, b=s, level=each) for s, a in accs.items() if s != best
+    m = len(accs) - 1
+    each = 1 - (1 - level) / m
+    comparisons = {  # each interval at the adjusted level, and its p-value multiplied by m (capped at 1) to match
+        s: dataclasses.replace(c, p=min(1.0, m * c.p))
+        for s, a in accs.items()
+        if s != best
+        for c in [stats.compare_scores(accs[best], a, a=best, b=s, level=each)]
     }
     tied = (best, *(s for s, c in comparisons.items() if c.verdict == "tie within noise"))
     return Top(best, tied, comparisons, level)
@@ -237,12 +244,14 @@ def kendall_tau(score: Mapping[str, float], truth: Mapping[str, float]) -> float
 def resolved_pairs(score: Mapping[str, float], accs: Mapping[str, Sequence[float]],
                    level: float = 0.95) -> tuple[int, int]:  # fmt: skip
     """(pairs ordered like the measurement, pairs the measurement resolves): of all source pairs whose paired
-    accuracy difference is not a tie within noise, how many the score puts in the same order."""
+    accuracy difference is not a tie within noise, how many the score puts in the same order. Every pair is tested,
+    so each interval is at 1 − (1 − level)/pairs (Bonferroni), as within_noise does for its comparisons."""
     names = sorted(accs)
+    each = 1 - (1 - level) / max(1, len(names) * (len(names) - 1) // 2)
     agree = total = 0
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
-            cmp = stats.compare_scores(accs[a], accs[b], a=a, b=b, level=level)
+            cmp = stats.compare_scores(accs[a], accs[b], a=a, b=b, level=each)
             if cmp.verdict != "tie within noise":
                 total += 1
                 agree += (cmp.diff > 0) == (score[a] > score[b])

@@ -132,11 +132,14 @@ class Budget:
     ask(what, source) with what in COSTS' keys returns: a score's value on the labelled images ("LogME", "LEEP",
     "NCE", "H-score"), the linear probe's validation accuracy ("probe"), or the fine-tuned network's validation
     accuracy ("fine-tune"). Asking twice for the same thing is free; asking for more than is left raises BudgetExceeded.
+    `shared` ({source: seconds}): the frozen forward pass of the labelled images, which every question but a fine-tune
+    needs; it is charged once per source, with the first such question.
     """
 
     def __init__(self, answers: Mapping[tuple[str, str], float], costs: Mapping[tuple[str, str], float],
-                 seconds: float):  # fmt: skip
+                 seconds: float, shared: Mapping[str, float] | None = None):  # fmt: skip
         self.answers, self.costs, self.seconds = dict(answers), dict(costs), float(seconds)
+        self.shared, self.paid = dict(shared or {}), set()
         self.sources = list(dict.fromkeys(s for _, s in self.answers))  # in the order given
         self.kinds = list(dict.fromkeys(w for w, _ in self.answers))
         self.spent, self.asked = 0.0, []
@@ -149,7 +152,10 @@ class Budget:
     def cost(self, what: str, source: str) -> float:
         """Seconds `ask(what, source)` would charge now (0 if already asked)."""
         self._known(what, source)
-        return 0.0 if (what, source) in self.asked else self.costs[(what, source)]
+        if (what, source) in self.asked:
+            return 0.0
+        forward = self.shared.get(source, 0.0) if what != "fine-tune" and source not in self.paid else 0.0
+        return self.costs[(what, source)] + forward
 
     def _known(self, what: str, source: str) -> None:
         if (what, source) not in self.answers:
@@ -164,20 +170,21 @@ class Budget:
         if (what, source) not in self.asked:
             self.spent += cost
             self.asked.append((what, source))
+            self.paid |= {source} if what != "fine-tune" else set()
         return self.answers[(what, source)]
 
 
 def check_budget_choice(fn: Callable, answers: Mapping[tuple[str, str], float],
                         costs: Mapping[tuple[str, str], float], seconds: float,
-                        measured: Mapping[str, Sequence[float]]) -> bool:  # fmt: skip
+                        measured: Mapping[str, Sequence[float]], shared: Mapping[str, float] | None = None) -> bool:  # fmt: skip
     """Exercise 6.3: fn(ask, budget_seconds) -> a source, spending at most the budget through `ask` (a Budget).
 
     Graded against `measured` ({source: fine-tuned test accuracy per labelled subset}): the choice must be the best
-    source or tied with it within noise, and the spending stay within the budget."""
+    source or tied with it within noise, and the spending stay within the budget. `shared`: see Budget."""
 
     def body():
         expect(callable(fn), f"expected a function, got {type(fn).__name__}", "pass the function itself, without ()")
-        ask = Budget(answers, costs, seconds)
+        ask = Budget(answers, costs, seconds, shared)
         try:
             got = fn(ask, seconds)
         except BudgetExceeded as e:
