@@ -120,8 +120,9 @@ def mnist(n_per_class: int = 100, seed: int = 0) -> Target:
 def medmnist(flag: str = "pathmnist", n_per_class: int = 100, seed: int = 0) -> Target:
     """Online only: a class-balanced subset of a MedMNIST test split (Yang et al., Scientific Data 2023; CC BY 4.0)
     through the `medmnist` package, which downloads it from Zenodo at run time. Anything else: one line saying so."""
-    offline = ("no labelled medical image set ships in a package registry, so MedMNIST is online only: "
-               "`pip install medmnist` where the internet is reachable; offline, the textile target stands in")  # fmt: skip
+    offline = ("no labelled medical image set ships in the package registries this course installs from, so MedMNIST "
+               "is online only: `pip install medmnist` where the internet is reachable; offline, the textile target "
+               "stands in")  # fmt: skip
     try:
         import medmnist as mm
     except ImportError:
