@@ -225,3 +225,21 @@ def test_two_processes_train_agree_and_match_one_process():
         assert max(abs(x - y) for x, y in zip(a["train_loss"], b["train_loss"], strict=True)) < LOSS_TOL
         assert abs(a["test_loss"] - b["test_loss"]) < 10 * LOSS_TOL
         assert a["val_acc"] == b["val_acc"] and a["test_pred"] == b["test_pred"]
+
+
+def test_two_processes_match_one_when_epochs_stop_early():
+    """fit's max_steps_per_epoch stops an epoch early: one process has then drawn (and augmented) the batch it stopped
+    at, and accelerate's dispatcher would read further ahead, moving the augmentation's generator for the next epoch.
+    With the dispatcher limited to what one process draws (distributed.prepare_loader), epoch 2 trains on the same
+    images: the same optimizer steps, the same draws, and losses equal up to float rounding."""
+    from tlcourse import launch
+
+    early = ["--small", "8", "--epochs", "2", "--batch-size", "16", "--size", "32", "--val-per-class", "2",
+             "--test-per-class", "5", "--seeds", "0", "--strategies", "full", "--max-steps-per-epoch", "3"]  # fmt: skip
+    one = launch.launch("finetune", early, processes=1, threads_per_process=1, timeout=600)["rows"][0]
+    two = launch.launch("finetune", early, processes=2, threads_per_process=1, launcher="torchrun", timeout=600)[
+        "rows"
+    ][0]
+    assert one["draws"] == two["draws"], "epoch 2 drew other images on 2 processes"
+    assert max(abs(x - y) for x, y in zip(one["train_loss"], two["train_loss"], strict=True)) < LOSS_TOL
+    assert one["test_pred"] == two["test_pred"]

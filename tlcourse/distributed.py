@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import os
 import shutil
 import tempfile
@@ -89,9 +90,13 @@ def training_device(acc, device: torch.device | str | None) -> torch.device:
     return acc.device
 
 
-def prepare_loader(acc, loader: Iterable) -> Iterable:
+def prepare_loader(acc, loader: Iterable, max_batches: int | None = None) -> Iterable:
     """The loader for this process: one process: the loader itself (accelerate's copy reads a batch ahead, which would
     move the random draws of later epochs); several: accelerate's dispatcher, each process an equal slice of each batch.
+
+    `max_batches` (several processes): the batches process 0 may draw per epoch. A loop that stops early (fit's
+    max_steps_per_epoch) has drawn, on one process, the batch it stopped at; the dispatcher would read further
+    ahead, and each batch drawn moves the augmentation's generator, so later epochs would train on other images.
     """
     from torch.utils.data import DataLoader
 
@@ -102,7 +107,7 @@ def prepare_loader(acc, loader: Iterable) -> Iterable:
         raise ValueError(f"a batch of {batch_size} does not split evenly over {acc.num_processes} processes: choose a "
                          f"batch size that is a multiple of {acc.num_processes} (it is the global batch)")  # fmt: skip
     if isinstance(loader, DataLoader):  # the same batches in the same order, tensors in the default memory layout
-        loader = DataLoader(loader.dataset, batch_sampler=_SameDraws(loader.batch_sampler, loader.generator),
+        loader = DataLoader(loader.dataset, batch_sampler=_SameDraws(loader.batch_sampler, loader.generator, max_batches),
                             collate_fn=_standard(loader.collate_fn), num_workers=loader.num_workers)  # fmt: skip
     prepared = acc.prepare_data_loader(loader, device_placement=True)  # the dispatcher sends each slice to this device
     return prepared if _DRAWS is None else _Recorded(prepared, _DRAWS)
@@ -201,16 +206,17 @@ class _SameDraws:
     finetune.image_loader's does) would give process 0 another order than one process gets.
     """
 
-    def __init__(self, batch_sampler, generator: torch.Generator | None):
+    def __init__(self, batch_sampler, generator: torch.Generator | None, limit: int | None = None):
         self.batch_sampler, self.generator, self.batch_size = batch_sampler, generator, batch_sampler.batch_size
+        self.limit = limit  # at most this many batches per epoch (None: all)
 
     def __iter__(self):
         if self.generator is not None:
             torch.empty((), dtype=torch.int64).random_(generator=self.generator)  # DataLoader's base seed
-        return iter(self.batch_sampler)
+        return iter(self.batch_sampler) if self.limit is None else itertools.islice(self.batch_sampler, self.limit)
 
     def __len__(self) -> int:
-        return len(self.batch_sampler)
+        return len(self.batch_sampler) if self.limit is None else min(self.limit, len(self.batch_sampler))
 
 
 def _standard(collate):

@@ -135,7 +135,8 @@ def fit(
         raise ValueError("the training loader is empty (or max_steps_per_epoch is 0): nothing to train on")
     net, optimizer = acc.prepare(model, optimizer)  # one process: `model` itself; several: a DDP wrapper
     scheduler = None if scheduler is None else acc.prepare(scheduler)  # steps once per batch (split_batches)
-    loader = distributed.prepare_loader(acc, train_loader)
+    # one process draws the batch it stops at (the loop sees it, then breaks): several draw exactly as many
+    loader = distributed.prepare_loader(acc, train_loader, max_batches=steps + 1 if steps < len(train_loader) else None)
     multi, layout = acc.num_processes > 1, distributed.channels_last(model)
     for epoch in range(epochs):
         net.train()
