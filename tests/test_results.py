@@ -34,7 +34,7 @@ def test_readme_table_between_markers(tmp_path):
     results.update_readme(readme, rows)
     text = readme.read_text()
     assert "old" not in text and "| 00 | p | 0.878 |  | 3 | 2026-11-23 (full) |" in text and text.endswith("outro\n")
-    assert "| 04 | gain (points) | 27.1 | A beats B, 95% CI +8.4 to +45.8 / x |  | 2026-11-23 (full) |" in text
+    assert "| 04 | gain (points) | 27.1 | A beats B, 95% CI +8.4 to +45.8 \\| x |  | 2026-11-23 (full) |" in text
     readme.write_text("no markers")
     with pytest.raises(ValueError, match="lacks the markers"):
         results.update_readme(readme, rows)
@@ -48,3 +48,13 @@ def test_timer(tmp_path):
 
 def test_cli_usage():
     assert results.main(["nonsense"]) == 2
+
+
+def test_table_cells_escape_pipes_and_keep_tiny_values():
+    import re
+
+    row = {"notebook": "07", "name": "|test loss difference|, after 2 steps", "value": 2.4e-07, "seconds": None,
+           "note": "a | b", "when": "2026-12-01T00:00:00", "mode": "full"}  # fmt: skip
+    line = results.markdown_table([row]).splitlines()[-1]
+    cells = re.split(r"(?<!\\)\|", line)[1:-1]  # split on unescaped pipes only
+    assert len(cells) == 6 and cells[2].strip() == "2.4e-07" and r"\|test loss difference\|" in cells[1]

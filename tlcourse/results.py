@@ -48,10 +48,12 @@ def markdown_table(rows: list[dict]) -> str:
     ]
     for r in rows:
         v = r["value"]
-        value = f"{v:g}" if v == int(v) else f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}"
+        value = (
+            f"{v:g}" if v == int(v) else f"{v:.2g}" if abs(v) < 0.001 else f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}"
+        )  # fmt: skip  (a tiny value keeps its digits: 2.4e-07, not 0.000)
         secs = "" if r["seconds"] is None else f"{r['seconds']:.0f}"
-        note = str(r.get("note") or "").replace("|", "/").replace("\n", " ")
-        lines.append(f"| {r['notebook']} | {r['name']} | {value} | {note} | {secs} | {r['when'][:10]} ({r['mode']}) |")
+        name, note = (str(t or "").replace("|", "\\|").replace("\n", " ") for t in (r["name"], r.get("note")))
+        lines.append(f"| {r['notebook']} | {name} | {value} | {note} | {secs} | {r['when'][:10]} ({r['mode']}) |")
     return "\n".join(lines)
 
 
