@@ -120,4 +120,20 @@ def test_the_c10d_rendezvous_form_passes_with_or_without_node_rank(capsys):
 def test_the_lr_message_names_the_rule_for_adamw(capsys):
     assert lesson07.check_scaled_lr(scaled_lr) is True
     out = capsys.readouterr().out
-    assert "sqrt 0.00085, the rule that matches this course's AdamW" in out and "linear 0.0024, SGD's rule" in out
+    assert "sqrt 0.00085, the learning-rate part of the rule Malladi et al. (2022) derive for Adam" in out
+    assert "linear 0.0024, SGD's rule" in out
+
+
+def test_torchrun_forms_torchrun_accepts_pass_and_standalone_across_nodes_fails(capsys):
+    def static_endpoint(n, g, r, a, p, args):
+        return ["--nnodes", str(n), "--nproc_per_node", str(g), "--node_rank", str(r), "--rdzv_endpoint", f"{a}:{p}",
+                "-m", "tlcourse.run", *args]  # fmt: skip
+
+    def fixed_range(n, g, r, a, p, args):
+        return ["--nnodes", f"{n}:{n}", *torchrun_command(n, g, r, a, p, args)[2:]]
+
+    assert lesson07.check_torchrun_command(static_endpoint) is True  # static rendezvous, node 0 at the endpoint
+    assert lesson07.check_torchrun_command(fixed_range) is True  # --nnodes N:N is N machines
+    capsys.readouterr()
+    assert lesson07.check_torchrun_command(lambda *a: ["--standalone", *torchrun_command(*a)]) is False
+    assert "rendezvouses on localhost" in capsys.readouterr().out

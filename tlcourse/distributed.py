@@ -9,8 +9,8 @@ In a notebook there is one process and nothing changes: the model is not wrapped
 the optimizer and scheduler wrappers step exactly once per batch, and every number is what the plain loop gave.
 Under `accelerate launch` or `torchrun` (several processes, gloo on CPUs, NCCL on GPUs) the loader's batch is the
 GLOBAL batch, each process training on an equal slice of it (`split_batches`), and process 0 alone iterates the
-loader (the same order and augmentation as one process) and sends each process its slice (`dispatch_batches`); DDP
-averages the gradients, so a step is the one-process step up to float rounding. `record_draws` shows it: the optimizer
+loader (the same order and augmentation as one process) and broadcasts each global batch, of which every process
+keeps its slice (`dispatch_batches`); DDP averages the gradients during the backward pass, so a step is the one-process step up to float rounding. `record_draws` shows it: the optimizer
 steps each process took and one hash of every step's images and labels. The Trainer paths (text_models, peft_tools) use accelerate through transformers; they only need
 `shared_tempdir` so every process reads the checkpoint the main process wrote.
 """
@@ -62,7 +62,8 @@ def accelerator(mixed_precision: str | None = None):
 
     The loader's batch is the global batch, each process gets an equal slice of it (`split_batches`; accelerate's
     default, False, gives every process a whole batch: N times the global batch, N times fewer steps per epoch), and
-    process 0 alone iterates the loader and sends the slices (`dispatch_batches`); tensors are placed by the loops themselves (`device_placement=False`, so `fit(device=...)`
+    process 0 alone iterates the loader and broadcasts each batch, every process keeping its slice
+    (`dispatch_batches`); tensors are placed by the loops themselves (`device_placement=False`, so `fit(device=...)`
     keeps working). mixed_precision: "no" (float32, what the lessons train with), "bf16" or "fp16"; None takes the
     launcher's choice (`accelerate launch --mixed_precision bf16`), else "no".
     """
@@ -109,7 +110,9 @@ def prepare_loader(acc, loader: Iterable, max_batches: int | None = None) -> Ite
     if isinstance(loader, DataLoader):  # the same batches in the same order, tensors in the default memory layout
         loader = DataLoader(loader.dataset, batch_sampler=_SameDraws(loader.batch_sampler, loader.generator, max_batches),
                             collate_fn=_standard(loader.collate_fn), num_workers=loader.num_workers)  # fmt: skip
-    prepared = acc.prepare_data_loader(loader, device_placement=True)  # the dispatcher sends each slice to this device
+    prepared = acc.prepare_data_loader(
+        loader, device_placement=True
+    )  # the dispatcher puts this process's slice on its device
     return prepared if _DRAWS is None else _Recorded(prepared, _DRAWS)
 
 

@@ -64,7 +64,8 @@ def _scaled(lr: float, base: int, new: int, rule: str) -> float:
 def check_scaled_lr(fn: Callable) -> bool:
     """Exercise 7.2: fn(lr, base_batch, new_batch, rule) -> the learning rate for the new global batch: "linear"
     (lr × new / base: Goyal et al., 2017, for SGD with momentum, with a gradual warm-up) or "sqrt" (lr × √(new / base):
-    Krizhevsky, 2014, for SGD; Malladi et al., 2022, derive it for Adam and RMSProp)."""
+    Krizhevsky, 2014, argued it for SGD, though his experiments scaled linearly; Malladi et al., 2022, derive it for Adam
+    and RMSProp, together with rescaled β₁, β₂ and ε)."""
 
     def body():
         cases = [(0.1, 256, 1024, "linear"), (3e-4, 32, 256, "linear"), (3e-4, 32, 256, "sqrt"),
@@ -88,9 +89,9 @@ def check_scaled_lr(fn: Callable) -> bool:
             expect(False, f"{what} returned {got:.3g}, expected {want:.3g}", hint)
         full = 3e-4  # lesson 02's full fine-tuning rate (AdamW), at batch 32
         return (f"lesson 02's AdamW rate {full:g} at batch 32, on 8 GPUs × 32: sqrt {call(fn, full, 32, 256, 'sqrt'):.2g}, "
-                "the rule that matches this course's AdamW (Malladi et al., 2022, for adaptive methods); linear "
-                f"{call(fn, full, 32, 256, 'linear'):.2g}, SGD's rule (Goyal et al., 2017), shown for contrast. "
-                "Starting points with a warm-up, to be checked on validation, not results.")  # fmt: skip
+                "the learning-rate part of the rule Malladi et al. (2022) derive for Adam, which also rescales β₁, β₂ "
+                f"and ε; linear {call(fn, full, 32, 256, 'linear'):.2g}, SGD's rule (Goyal et al., 2017). Starting "
+                "points with a warm-up, to be checked on validation, not results.")  # fmt: skip
 
     return run_check("Exercise 7.2 (a learning rate for a bigger batch)", body)
 
@@ -124,8 +125,10 @@ def check_torchrun_command(fn: Callable, global_batch: int = 32) -> bool:
             expect(Path(a.training_script).name not in ("python", "python3"),
                    f"{what}: torchrun would run the program {a.training_script!r}",
                    "torchrun starts Python itself: leave out the word python and end with -m tlcourse.run ...")  # fmt: skip
-            expect(str(a.nnodes) == str(nodes), f"{what}: --nnodes is {a.nnodes}, expected {nodes}",
+            expect(str(a.nnodes) in (str(nodes), f"{nodes}:{nodes}"), f"{what}: --nnodes is {a.nnodes}, expected {nodes}",
                    "--nnodes is the number of machines")  # fmt: skip
+            expect(not a.standalone or nodes == 1, f"{what}: --standalone on {nodes} machines",
+                   "--standalone is for one machine: it rendezvouses on localhost, so the nodes would never meet")  # fmt: skip
             hint = (
                 "--nproc_per_node counts the processes on ONE node (one per GPU); torchrun multiplies by --nnodes"
                 if str(a.nproc_per_node) == str(nodes * gpus)
@@ -134,7 +137,9 @@ def check_torchrun_command(fn: Callable, global_batch: int = 32) -> bool:
             expect(str(a.nproc_per_node) == str(gpus), f"{what}: --nproc_per_node is {a.nproc_per_node}", hint)
             flags = {w.split("=")[0].replace("-", "_") for w in got if w.startswith("--")}
             rank_hint = "every node runs the same command except its own --node_rank (0 … nodes − 1)"
-            if a.rdzv_backend == "c10d":  # dynamic rendezvous: node ranks are assigned, --node_rank is optional
+            if a.standalone:  # one machine (checked above): torchrun picks its own local rendezvous
+                pass
+            elif a.rdzv_backend == "c10d":  # dynamic rendezvous: node ranks are assigned, --node_rank is optional
                 expect(a.rdzv_endpoint == f"{addr}:{port}", f"{what}: --rdzv_endpoint is {a.rdzv_endpoint!r}",
                        f"--rdzv_endpoint addr:port, where node 0 listens ({addr}:{port} here), the same on every node")  # fmt: skip
                 expect("__node_rank" not in flags or a.node_rank == rank,
@@ -144,10 +149,14 @@ def check_torchrun_command(fn: Callable, global_batch: int = 32) -> bool:
                        "a rendezvous backend across machines: c10d with --rdzv_endpoint addr:port, or none at all "
                        "with --master_addr/--master_port")  # fmt: skip
                 expect(a.node_rank == rank, f"{what}: --node_rank is {a.node_rank}, expected {rank}", rank_hint)
-                expect("__master_addr" in flags and a.master_port is not None,
+                at_endpoint = bool(a.rdzv_endpoint)  # static rendezvous at an endpoint: node 0's address from it
+                if at_endpoint:
+                    expect(a.rdzv_endpoint == f"{addr}:{port}", f"{what}: --rdzv_endpoint is {a.rdzv_endpoint!r}",
+                           f"--rdzv_endpoint addr:port, where node 0 listens ({addr}:{port} here)")  # fmt: skip
+                expect(at_endpoint or ("__master_addr" in flags and a.master_port is not None),
                        f"{what}: no --master_addr/--master_port (torchrun would wait at 127.0.0.1)",
                        "add --master_addr/--master_port (or --rdzv_backend c10d --rdzv_endpoint addr:port)")  # fmt: skip
-                expect((a.master_addr, int(a.master_port)) == (addr, port),
+                expect(at_endpoint or (a.master_addr, int(a.master_port)) == (addr, port),
                        f"{what}: master {a.master_addr}:{a.master_port}",
                        "--master_addr / --master_port: where node 0 listens, the same on every node")  # fmt: skip
             expect(a.module and a.training_script == "tlcourse.run" and a.training_script_args == list(args),
