@@ -207,6 +207,7 @@ def test_within_noise_adjusts_for_comparing_the_best_with_every_other_source():
         and top.comparisons["b"].p == pytest.approx(min(1, 2 * stats.compare_scores(accs["a"], accs["b"]).p))
     )
     assert ranking.within_noise({"a": [0.9, 0.91], "b": [0.5, 0.52]}).comparisons["b"].level == 0.95  # one: as is
+    assert ranking.bonferroni(0.95, 4) == pytest.approx(0.9875) and ranking.bonferroni(0.95, 0) == 0.95
     twins = {"a": accs["a"], "b": accs["b"], "c": [0.91, 0.90, 0.92]}  # a − b: p = 0.04 alone
     assert ranking.resolved_pairs({"a": 3, "b": 1, "c": 2}, twins) == (0, 0)  # 3 pairs: each at 98.33%, none resolved
 

@@ -10,9 +10,10 @@ the optimizer and scheduler wrappers step exactly once per batch, and every numb
 Under `accelerate launch` or `torchrun` (several processes, gloo on CPUs, NCCL on GPUs) the loader's batch is the
 GLOBAL batch, each process training on an equal slice of it (`split_batches`), and process 0 alone iterates the
 loader (the same order and augmentation as one process) and broadcasts each global batch, of which every process
-keeps its slice (`dispatch_batches`); DDP averages the gradients during the backward pass, so a step is the one-process step up to float rounding. `record_draws` shows it: the optimizer
-steps each process took and one hash of every step's images and labels. The Trainer paths (text_models, peft_tools) use accelerate through transformers; they only need
-`shared_tempdir` so every process reads the checkpoint the main process wrote.
+keeps its slice (`dispatch_batches`); DDP averages the gradients during the backward pass, so a step is the
+one-process step up to float rounding. `record_draws` shows it: the optimizer steps each process took and one hash of
+every step's images and labels. The Trainer paths (text_models, peft_tools) use accelerate through transformers; they
+only need `shared_tempdir` so every process reads the checkpoint the main process wrote.
 """
 
 from __future__ import annotations
@@ -110,9 +111,8 @@ def prepare_loader(acc, loader: Iterable, max_batches: int | None = None) -> Ite
     if isinstance(loader, DataLoader):  # the same batches in the same order, tensors in the default memory layout
         loader = DataLoader(loader.dataset, batch_sampler=_SameDraws(loader.batch_sampler, loader.generator, max_batches),
                             collate_fn=_standard(loader.collate_fn), num_workers=loader.num_workers)  # fmt: skip
-    prepared = acc.prepare_data_loader(
-        loader, device_placement=True
-    )  # the dispatcher puts this process's slice on its device
+    # the dispatcher puts this process's slice on its device
+    prepared = acc.prepare_data_loader(loader, device_placement=True)
     return prepared if _DRAWS is None else _Recorded(prepared, _DRAWS)
 
 

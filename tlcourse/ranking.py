@@ -167,7 +167,7 @@ class Top:
     best: str
     tied: tuple[str, ...]
     comparisons: dict[str, stats.Comparison]  # other source -> best minus it, over the paired subsets
-    level: float = 0.95  # the family's level: every comparison's interval holds together with this probability
+    level: float = 0.95  # the truly best source is wrongly called beaten with at most 1 − level chance
 
     def ok(self, source: str) -> bool:
         """Is `source` the best or within noise of it?"""
@@ -183,20 +183,26 @@ class Top:
         )
 
 
+def bonferroni(level: float, m: int) -> float:
+    """The level of each of m intervals so that all m hold together with probability ≥ `level`: 1 − (1 − level)/m."""
+    return 1 - (1 - level) / max(1, m)
+
+
 def within_noise(accs: Mapping[str, Sequence[float]], level: float = 0.95) -> Top:
     """The best source by mean accuracy and every source whose paired difference from it (one accuracy per labelled
     subset, the same subsets for all) is a tie within noise by `stats.compare_scores`.
 
     The best is picked after looking, and it is compared with every other source: m comparisons, each of which could
     come out "beats" by chance. So each interval is taken at 1 − (1 − level)/m and each p-value multiplied by m
-    (Bonferroni): the chance that the truly best source is wrongly called beaten is then at most 1 − `level`. The best's lead stays a little optimistic (the winner's curse); with several sources
-    within noise of it, "the best" is only the one that happened to come first.
+    (Bonferroni): the chance that the truly best source is wrongly called beaten is then at most 1 − `level`. The
+    best's lead stays a little optimistic (the winner's curse); with several sources within noise of it, "the best" is
+    only the one that happened to come first.
     """
     if len(accs) < 2:
         raise ValueError(f"need at least two sources to compare, got {list(accs)}")
     best = max(accs, key=lambda s: np.mean(accs[s]))
     m = len(accs) - 1
-    each = 1 - (1 - level) / m
+    each = bonferroni(level, m)
     comparisons = {  # each interval at the adjusted level, and its p-value multiplied by m (capped at 1) to match
         s: dataclasses.replace(c, p=min(1.0, m * c.p))
         for s, a in accs.items()
@@ -247,7 +253,7 @@ def resolved_pairs(score: Mapping[str, float], accs: Mapping[str, Sequence[float
     accuracy difference is not a tie within noise, how many the score puts in the same order. Every pair is tested,
     so each interval is at 1 − (1 − level)/pairs (Bonferroni), as within_noise does for its comparisons."""
     names = sorted(accs)
-    each = 1 - (1 - level) / max(1, len(names) * (len(names) - 1) // 2)
+    each = bonferroni(level, len(names) * (len(names) - 1) // 2)
     agree = total = 0
     for i, a in enumerate(names):
         for b in names[i + 1 :]:

@@ -47,14 +47,20 @@ def markdown_table(rows: list[dict]) -> str:
         "|---|---|---|---|---|---|",
     ]
     for r in rows:
-        v = r["value"]
-        value = (
-            f"{v:g}" if v == int(v) else f"{v:.2g}" if abs(v) < 0.001 else f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}"
-        )  # fmt: skip  (a tiny value keeps its digits: 2.4e-07, not 0.000)
+        value = _shown(r["value"])
         secs = "" if r["seconds"] is None else f"{r['seconds']:.0f}"
         name, note = (str(t or "").replace("|", "\\|").replace("\n", " ") for t in (r["name"], r.get("note")))
         lines.append(f"| {r['notebook']} | {name} | {value} | {note} | {secs} | {r['when'][:10]} ({r['mode']}) |")
     return "\n".join(lines)
+
+
+def _shown(v: float) -> str:
+    """A recorded value as the table shows it; a tiny one keeps its digits (2.4e-07, not 0.000)."""
+    if v == int(v):
+        return f"{v:g}"
+    if abs(v) < 0.001:
+        return f"{v:.2g}"
+    return f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}"
 
 
 def update_readme(readme: Path, rows: list[dict]) -> None:
